@@ -1,0 +1,37 @@
+# One entry point for people and CI. Every target creates/reuses .venv and installs what it needs.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-slow docs readme export clean-nbs bench
+
+$(STAMP): setup.py settings.ini
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# the local CPU wheel: an unpinned torch would pull a multi-GB CUDA build
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install            ## the main job on the embedded default (toy env)
+	$(BIN)/wrl_drive --out-dir out/drive
+
+test: install            ## every test: the notebooks, then tests/
+	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/python -m pytest -q tests
+
+test-slow: install
+	$(BIN)/nbdev_test --n_workers 2 --flags slow
+
+bench: install
+	$(BIN)/wrl_env_bench
+
+export: install
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+
+readme: install
+	$(BIN)/python tools/make_readme.py
