@@ -56,7 +56,7 @@ def run(path, flags=()):
     from execnb.nbio import read_nb, write_nb
     from execnb.shell import CaptureShell
     from nbdev.process import NBProcessor
-    from fastcore.basics import working_directory
+    from fastcore.xtras import working_directory
     path = Path(path).resolve()
     nb = read_nb(path)
     proc = NBProcessor(path, procs=[], process=True).nb  # parses directives_
