@@ -3,11 +3,12 @@
     python tools/nbtool.py py2nb  src.py  nbs/NN_x.ipynb   # cells: '#%%' (code) / '#%% md' (markdown)
     python tools/nbtool.py nb2py  nbs/NN_x.ipynb  src.py
     python tools/nbtool.py run    nbs/NN_x.ipynb [--flags slow]  # execute in place, keep outputs
+    python tools/nbtool.py ids    nbs/NN_x.ipynb             # give cells stable ids (needed for a stable export)
 
 `py2nb` keeps the outputs of cells whose source is unchanged. `run` skips `#| eval: false`
 cells and `#| slow` cells (unless `--flags slow`), stops at the first error, then `nbdev_clean`s.
 """
-import json, sys, os, argparse, subprocess
+import json, sys, os, argparse, subprocess, hashlib
 from pathlib import Path
 
 def _split(text):
@@ -30,20 +31,39 @@ def _split(text):
 
 def _src(lines): return ''.join(lines) if isinstance(lines, list) else lines
 
+def _id(s, i, seen):
+    "A stable cell id: nbdev_export writes it into the module, so it must not change between runs"
+    h = hashlib.sha1(s.encode()).hexdigest()[:8]
+    while h in seen: h = hashlib.sha1((h + str(i)).encode()).hexdigest()[:8]
+    seen.add(h); return h
+
 def py2nb(src, dest):
-    old = {}
+    old, oid = {}, {}
     if Path(dest).exists():
         for c in json.loads(Path(dest).read_text())['cells']:
             if c['cell_type'] == 'code': old.setdefault(_src(c['source']), c.get('outputs', []))
-    cells = []
-    for kind, s in _split(Path(src).read_text()):
+            if 'id' in c: oid.setdefault(_src(c['source']), c['id'])
+    cells, seen = [], set()
+    for i, (kind, s) in enumerate(_split(Path(src).read_text())):
         lines = s.splitlines(keepends=True)
-        c = dict(cell_type=kind, metadata={}, source=lines)
+        cid = oid.get(s) if oid.get(s) not in seen else None
+        if cid: seen.add(cid)
+        c = dict(cell_type=kind, id=cid or _id(s, i, seen), metadata={}, source=lines)
         if kind == 'code': c.update(execution_count=None, outputs=old.get(s, []))
         cells.append(c)
     nb = dict(cells=cells, metadata=dict(kernelspec=dict(display_name='python3', language='python', name='python3')),
               nbformat=4, nbformat_minor=5)
     Path(dest).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+
+def fix_ids(path):
+    "Give every cell of `path` a stable id (notebooks written without ids make nbdev_export unstable)"
+    nb = json.loads(Path(path).read_text()); seen = set(c['id'] for c in nb['cells'] if 'id' in c)
+    changed = False
+    for i, c in enumerate(nb['cells']):
+        if 'id' not in c: c['id'] = _id(_src(c['source']), i, seen); changed = True
+    if nb.get('nbformat_minor', 0) < 5: nb['nbformat_minor'] = 5; changed = True
+    if changed: Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+    return changed
 
 def nb2py(src, dest):
     out = []
@@ -80,10 +100,11 @@ def run(path, flags=()):
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('cmd', choices=['py2nb', 'nb2py', 'run'])
+    p.add_argument('cmd', choices=['py2nb', 'nb2py', 'run', 'ids'])
     p.add_argument('src'); p.add_argument('dest', nargs='?')
     p.add_argument('--flags', nargs='*', default=[])
     a = p.parse_args()
     if a.cmd == 'py2nb': py2nb(a.src, a.dest)
     elif a.cmd == 'nb2py': nb2py(a.src, a.dest)
+    elif a.cmd == 'ids': [print('ids added:', f) for f in [a.src] + ([a.dest] if a.dest else []) if fix_ids(f)]
     else: run(a.src, a.flags)
