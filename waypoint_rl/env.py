@@ -145,7 +145,7 @@ def make_routes(c:ToyWaypointConfig,
     pts = np.concatenate([np.zeros_like(steps[:, :1]), np.cumsum(steps, 1)], 1)
     return pts, head
 
-# %% ../nbs/00_env.ipynb #5e085477
+# %% ../nbs/00_env.ipynb #b38aa59a
 def _rot(v, yaw):
     "Rotate (..., 2) vectors by `yaw` (broadcast over the leading axes)"
     c, s = np.cos(yaw), np.sin(yaw)
@@ -169,6 +169,7 @@ class _Batch:
         self.t, self.hits = z(dt=np.int64), z(dt=np.int64)
         self.drop, self.hist = z(T + 1, C, dt=bool), z(T + 1, 2)
         self.rngs = [None]*n
+        self.reuse, self._bufs = False, {}                                          # image buffer reuse (VecEnv copy=False)
         self.rx, self.ry = z(self.P), z(self.P)                                    # contiguous copies for the hot path
         self._win = np.arange(-14, 5)                                             # search window around the predicted arc position
         self._rows = np.arange(n)*self.P
@@ -286,15 +287,15 @@ def _step(self:_Batch, action:np.ndarray):
     return self.s - s0
 _Batch.step = _step
 
-# %% ../nbs/00_env.ipynb #22970653
+# %% ../nbs/00_env.ipynb #9211a914
 def _render_cameras(self:_Batch, idx:np.ndarray)->dict:
     "Camera rasters {name: (m, H, W, 3) uint8} for cars `idx`"
     c, H = self.c, self.c.image_size
     m, inv, R = len(idx), 1/c.meters_per_pixel, self.draw.shape[2]
     i0 = np.rint(self.s[idx]/c.route_ds).astype(np.int64)
     col = np.clip(i0[:, None]*self._cs + self._cw, self._clo, self._chi) + (idx*R)[:, None]   # (m, Q) table entries in view
-    rx = self.draw[0].reshape(-1).take(col) - self.pos[idx, :1].astype(np.float32)
-    ry = self.draw[1].reshape(-1).take(col) - self.pos[idx, 1:].astype(np.float32)
+    X, Y = self.draw[0].reshape(-1).take(col), self.draw[1].reshape(-1).take(col)   # (m, Q) world points
+    px, py = self.pos[idx, 0], self.pos[idx, 1]
     base = (np.arange(m, dtype=np.int64)*(H*H*3))[:, None] + self._cam_chan
     gauge_ok = self._gauge_row >= H - np.rint(self.v[idx]/c.max_speed*(H - 4))[:, None]       # (m, H) speed gauge
     gauge = (np.arange(m, dtype=np.int64)*(H*H*3))[:, None] + self._gauge_row*H*3
@@ -302,19 +303,30 @@ def _render_cameras(self:_Batch, idx:np.ndarray)->dict:
     out = {}
     for k, cam in enumerate(c.cameras):
         yc = self.yaw[idx] + CAMERA_YAW[cam]
-        cy, sy = np.cos(yc).astype(np.float32)[:, None], np.sin(yc).astype(np.float32)[:, None]
-        rowf = (H - 2) - (rx*cy + ry*sy)*inv                                  # forward of the camera is up
-        colf = H//2 - (ry*cy - rx*sy)*inv                                    # left of the camera is left
-        ok = (rowf >= 0) & (rowf < H) & (colf >= 0) & (colf < H)
-        flat = base + (rowf.astype(np.int64)*H + colf.astype(np.int64))*3
-        img = np.zeros((m, H, H, 3), np.uint8)
-        img.reshape(-1)[flat[ok]] = 255
+        cy, sy = np.cos(yc)*inv, np.sin(yc)*inv
+        # pixel row/col as one affine map of the world point per car (forward is up, left is left);
+        # +H before truncation makes int conversion a floor for everything near the view
+        f32 = lambda a: a.astype(np.float32)[:, None]
+        row = (X*f32(-cy) + Y*f32(-sy) + f32(2*H - 2 + px*cy + py*sy)).astype(np.int32) - H
+        col = (X*f32(sy) + Y*f32(-cy) + f32(H + H//2 - px*sy + py*cy)).astype(np.int32) - H
+        ok = (row.view(np.uint32) < H) & (col.view(np.uint32) < H)           # negative wraps to huge
+        img = self.image_buffer(cam, m)
+        img.reshape(-1)[(base + row*(3*H) + col*3)[ok]] = 255
         img.reshape(-1)[gauge[gauge_ok]] = 255
         img[:, H - 3:, H//2 - 1:H//2 + 1] = 255                              # the car
         if drop[:, k].any(): img[drop[:, k]] = 0                             # dropped frame: black
         out[cam] = img
     return out
 _Batch.render_cameras = _render_cameras
+
+def _image_buffer(self:_Batch, cam:str, m:int)->np.ndarray:
+    "A zeroed (m, H, H, 3) image array: new, or (reuse mode, whole batch) the older of two kept buffers"
+    H = self.c.image_size
+    if not self.reuse or m != self.n: return np.zeros((m, H, H, 3), np.uint8)
+    bufs = self._bufs.setdefault(cam, [np.zeros((m, H, H, 3), np.uint8) for _ in range(2)])
+    bufs.reverse(); bufs[0].fill(0)
+    return bufs[0]
+_Batch.image_buffer = _image_buffer
 
 # %% ../nbs/00_env.ipynb #da4dd3ec
 def _render_world(self:_Batch, idx:np.ndarray, size:int=256)->np.ndarray:
@@ -406,7 +418,7 @@ def _info(self:_Batch, idx=slice(None))->dict:
                 yaw_rad=self.yaw[idx].copy())
 _Batch.outcome, _Batch.info = _outcome, _info
 
-# %% ../nbs/00_env.ipynb #099d2570
+# %% ../nbs/00_env.ipynb #09ad9dec
 def _seeds(seed, n:int)->list:
     if seed is None: return [None]*n
     if isinstance(seed, (int, np.integer)): return [int(seed) + i for i in range(n)]
@@ -419,7 +431,9 @@ def _split(obs:dict, i:int)->dict: return {k: v[i] for k, v in obs.items()}
 class ToyWaypointVecEnv(VectorEnv):
     "`num_envs` toy cars stepped together with array operations"
     metadata = {'render_modes': ['rgb_array'], 'render_fps': 2, 'autoreset_mode': AutoresetMode.SAME_STEP}
-    def __init__(self, num_envs:int=8, config:ToyWaypointConfig|None=None, render_mode:str|None=None, **kwargs):
+    def __init__(self, num_envs:int=8, config:ToyWaypointConfig|None=None, render_mode:str|None=None,
+                 copy:bool=True, # False: camera arrays are reused, valid until the next-but-one step (faster)
+                 **kwargs):
         if int(num_envs) < 1: raise ValueError(f"num_envs: must be >= 1, got {num_envs}")
         c = (config or ToyWaypointConfig()).replace(**kwargs) if kwargs else (config or ToyWaypointConfig())
         if render_mode not in (None, 'rgb_array'): raise ValueError(f"render_mode: {render_mode!r} is not supported (rgb_array)")
@@ -428,6 +442,7 @@ class ToyWaypointVecEnv(VectorEnv):
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
         self._b = _Batch(c, self.num_envs)
+        self._b.reuse = not copy
         self._ret, self._len = np.zeros(self.num_envs), np.zeros(self.num_envs, np.int64)
 
 # %% ../nbs/00_env.ipynb #08490424
