@@ -60,7 +60,10 @@ def cli(func):
     _main.func = func
     return _main
 
-# %% ../nbs/08_utils.ipynb #5f5450a5
+# %% ../nbs/08_utils.ipynb #285972d0
+_umask = os.umask(0); os.umask(_umask)
+_FILE_MODE = 0o666 & ~_umask          # what open() would have given (mkstemp makes 0600)
+
 def atomic_write(path:str|Path, # destination file
                  data:str|bytes, # content
                 )->Path:
@@ -71,7 +74,7 @@ def atomic_write(path:str|Path, # destination file
         with os.fdopen(fd, 'wb') as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.chmod(tmp, _FILE_MODE); os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.unlink(tmp)
         raise
@@ -85,7 +88,7 @@ def atomic_save(obj, path:str|Path)->Path:
     "`torch.save` atomically"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
-    try: torch.save(obj, tmp); os.replace(tmp, path)
+    try: torch.save(obj, tmp); os.chmod(tmp, _FILE_MODE); os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.unlink(tmp)
         raise
