@@ -35,3 +35,11 @@ export: install
 
 readme: install
 	$(BIN)/python tools/make_readme.py
+
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): docs/requirements.txt $(STAMP)
+	$(BIN)/python -m pip install -q -r docs/requirements.txt
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)      ## the offline documentation site in _docs/ (nbdev processing + Sphinx/myst-nb, no Quarto, no network)
+	$(BIN)/python tools/build_docs.py

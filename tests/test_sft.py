@@ -1,0 +1,98 @@
+"`wrl_sft` end to end in temp dirs (fresh processes): the seed's command as written, `python -m`, every bad-input path."
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+import numpy as np, pytest, torch
+from waypoint_rl.episodes import write_expert_episodes
+from waypoint_rl.env import ToyWaypointConfig
+from waypoint_rl.policy import WaypointPolicyTorch, WaypointPolicyConfig, load_checkpoint
+
+BIN = Path(sys.executable).parent
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+SEED_CMD = ["--episodes-glob", "out/episodes/**/*.json", "--batch-size", "32", "--num-steps", "200"]
+
+def run(args, cwd, module=False):
+    cmd = [sys.executable, "-m", "waypoint_rl.sft", *args] if module else [str(BIN/"wrl_sft"), *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=ENV, timeout=600)
+
+@pytest.fixture(scope="module")
+def episodes(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    write_expert_episodes(d/"out"/"episodes", 5, seed=0, config=ToyWaypointConfig(route_length=40.0), show_progress=False)
+    return d
+
+def _one_line_error(r, *needles):
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    for n in needles: assert n in lines[0], lines[0]
+
+def test_seed_command_as_written(episodes, tmp_path):
+    shutil.copytree(episodes/"out", tmp_path/"out")
+    r = run(SEED_CMD, tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path/"out"/"sft_waypoint_bc_torch_v0"
+    assert sorted(p.name for p in out.iterdir()) == ["loss_curve.png", "model.pt", "split.json", "train_log.jsonl"]
+    ck = torch.load(out/"model.pt", weights_only=True)
+    assert (ck["format"], ck["kind"], ck["step"]) == ("waypoint_rl.checkpoint", "sft", 200)
+    log = [json.loads(l) for l in (out/"train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 200 and "val_ade" in log[-1] and "val_fde" in log[-1]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert losses[-1] < losses[0] / 3                                  # it learned
+    assert ck["metrics"]["val_ade"] < ck["metrics"]["val_cv_ade"]       # better than constant velocity
+    policy = WaypointPolicyTorch(WaypointPolicyConfig(checkpoint=str(out/"model.pt"), device="cpu"))
+    wp = policy({"front": np.zeros((3, 224, 224, 3), np.uint8)}, image_valid={"front": np.array([True, False, True])})
+    assert wp.shape == (3, 8, 2)
+    assert "val ADE" in r.stdout
+
+def test_python_dash_m_and_flags(episodes, tmp_path):
+    r = run(["--episodes-glob", str(episodes/"out/episodes/*.json"), "--batch-size", "4", "--num-steps", "3",
+             "--out-dir", "m", "--lr", "1e-3", "--seed", "3", "--val-frac", "0.4", "--device", "cpu"], tmp_path, module=True)
+    assert r.returncode == 0, r.stderr
+    split = json.loads((tmp_path/"m"/"split.json").read_text())
+    assert (len(split["train"]), len(split["val"]), split["seed"]) == (3, 2, 3)
+    assert load_checkpoint(tmp_path/"m"/"model.pt")["metrics"]["val_episodes"] == 2
+
+def test_help_lists_every_flag(tmp_path):
+    r = run(["-h"], tmp_path)
+    assert r.returncode == 0
+    for f in ("--episodes-glob", "--batch-size", "--num-steps", "--out-dir", "--lr", "--seed", "--val-frac", "--device"):
+        assert f in r.stdout
+
+def test_empty_glob(tmp_path):
+    _one_line_error(run(["--episodes-glob", "nothing/**/*.json", "--num-steps", "2"], tmp_path), "nothing/**/*.json", "no files match")
+    assert not (tmp_path/"out").exists()
+
+def _bad_copy(episodes, tmp_path, edit):
+    shutil.copytree(episodes/"out", tmp_path/"out")
+    f = tmp_path/"out/episodes/toy_000002.json"
+    edit(f)
+    return f
+
+@pytest.mark.parametrize("case", ["unreadable", "binary", "wrong_count", "corrupt_png", "not_json", "missing_field"])
+def test_bad_input_names_file_and_leaves_no_model(episodes, tmp_path, case):
+    def edit(f):
+        d = json.loads(f.read_text())
+        if case == "unreadable": f.chmod(0o000)
+        elif case == "binary": f.write_bytes(b"\xff\xfe\x00garbage")
+        elif case == "wrong_count": d["frames"][4]["expert"]["waypoints"].pop(); f.write_text(json.dumps(d))
+        elif case == "corrupt_png": (f.parent/d["frames"][2]["observations"]["cameras"]["front"]["image_path"]).write_bytes(b"\x89PNG garbage")
+        elif case == "not_json": f.write_text(f.read_text()[:-20])
+        elif case == "missing_field": del d["frames"][1]["observations"]["state"]; f.write_text(json.dumps(d))
+    f = _bad_copy(episodes, tmp_path, edit)
+    if case == "unreadable" and os.access(f, os.R_OK): f.chmod(0o644); pytest.skip("root can read a 000 file")
+    old = tmp_path/"out/sft_waypoint_bc_torch_v0/model.pt"
+    old.parent.mkdir(parents=True); old.write_bytes(b"previous model")
+    r = run(SEED_CMD[:-1] + ["5"], tmp_path)
+    need = {"unreadable": "cannot read", "binary": "cannot read", "wrong_count": "frame 4: expert.waypoints has 7 points, expected 8",
+            "corrupt_png": "frame 2: camera front: cannot decode image", "not_json": "not valid JSON",
+            "missing_field": "frame 1: observations.state.speed_mps missing"}[case]
+    _one_line_error(r, "toy_000002.json", need)
+    assert old.read_bytes() == b"previous model"                       # untouched, not half-written
+    assert not [p for p in old.parent.iterdir() if p.name != "model.pt"]
+
+@pytest.mark.parametrize("args, msg", [(["--batch-size", "0"], "--batch-size"), (["--num-steps", "-1"], "--num-steps"),
+                                       (["--lr", "0"], "--lr"), (["--val-frac", "1"], "--val-frac"),
+                                       (["--device", "warp9"], "--device")])
+def test_bad_flags(episodes, tmp_path, args, msg):
+    _one_line_error(run(["--episodes-glob", str(episodes/"out/episodes/*.json"), *args], tmp_path), msg)
+    assert not (tmp_path/"out").exists()
