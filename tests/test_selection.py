@@ -1,0 +1,79 @@
+"`wrl_select` end to end in a temp dir with the seed's command line, in fresh processes."
+import json, subprocess, sys
+from pathlib import Path
+import numpy as np, pytest, torch
+from waypoint_rl.episodes import write_expert_episodes, load_episodes, EpisodeDataset
+from waypoint_rl.policy import (WaypointNet, WaypointNetConfig, DeltaHead, WaypointPolicyTorch, WaypointPolicyConfig,
+                                save_delta_checkpoint, save_sft_checkpoint)
+
+BIN = Path(sys.executable).parent
+
+@pytest.fixture(scope='module')
+def run_dir(tmp_path_factory):
+    "out/episodes (3 expert episodes) and out/rl_delta_waypoint_v0/checkpoint_*.pt: one SFT + delta heads of different quality"
+    d = tmp_path_factory.mktemp('sel'); out = d / 'out'
+    write_expert_episodes(out / 'episodes' / 'toy', episodes=3, seed=0, show_progress=False)
+    eps = load_episodes(str(out / 'episodes' / '**' / '*.json'))
+    ds = EpisodeDataset(eps, cameras=['front'], image_size=64, cache=False)
+    torch.manual_seed(1)
+    net = WaypointNet(WaypointNetConfig(channels=[8, 8], z_dim=16, hidden=16)).eval()
+    with torch.no_grad(): resid = (ds.waypoints - net({'front': ds.images[:, 0].float() / 255})).mean(0)
+    run = out / 'rl_delta_waypoint_v0'
+    # shuffled quality order, so neither file order nor step order can pick the winner by accident
+    for i, frac in enumerate([.5, 0., 1., .25]):
+        head = DeltaHead(16, 8, hidden=8, max_delta=4.0)
+        with torch.no_grad(): head.net[-1].bias.copy_(torch.atanh((frac * resid / 4.0).clamp(-.99, .99)).reshape(-1))
+        save_delta_checkpoint(run / f'checkpoint_{i:03d}.pt', net, head, step=10 * i)
+    save_sft_checkpoint(run / 'checkpoint_sft.pt', net)
+    (run / 'checkpoint_broken.pt').write_bytes(b'\x00garbage')
+    truth = {}
+    for p in sorted(run.glob('checkpoint_*.pt')):
+        if 'broken' in p.name: continue
+        w = WaypointPolicyTorch(WaypointPolicyConfig(checkpoint=str(p), device='cpu'))({'front': ds.images[:, 0]}).numpy()
+        truth[p.name] = float(np.linalg.norm(w - ds.waypoints.numpy(), axis=-1).mean())
+    return d, truth
+
+def _run(args, cwd):
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+def test_seed_select_command(run_dir):
+    d, truth = run_dir
+    r = _run([str(BIN / 'wrl_select'), '--checkpoints', 'out/rl_delta_waypoint_v0/checkpoint_*.pt', '--eval-data', 'out/episodes/**/*.json',
+              '--metric', 'ade', '--output-best', 'out/rl_delta_waypoint_v0/best.pt', '--json-output', 'sel.json', '--device', 'cpu'], d)
+    assert r.returncode == 0, r.stderr
+    best = min(truth, key=truth.get)
+    assert best == 'checkpoint_002.pt'                       # the full correction
+    sel = json.loads((d / 'sel.json').read_text())
+    assert Path(sel['best']['checkpoint']).name == best
+    assert (d / 'out/rl_delta_waypoint_v0/best.pt').read_bytes() == (d / 'out/rl_delta_waypoint_v0' / best).read_bytes()
+    assert [Path(x['checkpoint']).name for x in sel['ranking']] == sorted(truth, key=truth.get)
+    for x in sel['ranking']: assert x['ade'] == pytest.approx(truth[Path(x['checkpoint']).name], abs=1e-4)
+    assert [Path(s['checkpoint']).name for s in sel['skipped']] == ['checkpoint_broken.pt']
+    assert 'warning: skipped' in r.stderr and 'checkpoint_broken.pt' in r.stderr
+    assert 'rank' in r.stdout and best in r.stdout
+
+def test_python_m_json_stdout_and_top_k(run_dir):
+    d, truth = run_dir
+    r = _run([sys.executable, '-m', 'waypoint_rl.selection', '--checkpoints', 'out/rl_delta_waypoint_v0/checkpoint_*.pt',
+              '--eval-data', 'out/episodes/**/*.json', '--metric', 'combined', '--top-k', '2', '--json-output', '-', '--device', 'cpu'], d)
+    assert r.returncode == 0, r.stderr
+    sel = json.loads(r.stdout)
+    assert len(sel['ranking']) == 2 and sel['n_evaluated'] == 5 and sel['metric'] == 'combined'
+    assert sel['ranking'][0]['score'] <= sel['ranking'][1]['score']
+
+@pytest.mark.parametrize('args,msg', [
+    (['--checkpoints', 'out/nothing/*.pt'], "--checkpoints 'out/nothing/*.pt': no files match"),
+    (['--checkpoints', 'out/rl_delta_waypoint_v0/checkpoint_broken.pt'], 'none of the 1 files is a usable checkpoint'),
+    (['--checkpoints', 'out/rl_delta_waypoint_v0/*.pt', '--metric', 'mean_return'], 'needs --closed-loop-episodes'),
+])
+def test_errors(run_dir, args, msg):
+    d, _ = run_dir
+    r = _run([str(BIN / 'wrl_select'), *args, '--eval-data', 'out/episodes/**/*.json', '--device', 'cpu'], d)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    last = r.stderr.splitlines()[-1]
+    assert last.startswith('error: ') and msg in last, r.stderr
+
+def test_help_lists_every_flag(run_dir):
+    d, _ = run_dir
+    h = _run([str(BIN / 'wrl_select'), '-h'], d).stdout
+    for f in ('--checkpoints', '--eval-data', '--metric', '--top-k', '--json-output', '--output-best', '--closed-loop-episodes'): assert f in h
