@@ -60,15 +60,23 @@ def cli(func):
     _main.func = func
     return _main
 
-# %% ../nbs/08_utils.ipynb #285972d0
+# %% ../nbs/08_utils.ipynb #3b085800
 _umask = os.umask(0); os.umask(_umask)
 _FILE_MODE = 0o666 & ~_umask          # what open() would have given (mkstemp makes 0600)
+
+def _regular_target(path)->Path:
+    "`path` as a Path, refused if it exists as anything but a regular file (a rename would replace a link or device)"
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise UserError(f"{path}: exists and is not a regular file; refusing to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 def atomic_write(path:str|Path, # destination file
                  data:str|bytes, # content
                 )->Path:
     "Write `data` to `path` via a temp file in the same folder and an atomic rename"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = _regular_target(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
@@ -86,7 +94,7 @@ def atomic_json(obj, path:str|Path, indent:int|None=1)->Path:
 
 def atomic_save(obj, path:str|Path)->Path:
     "`torch.save` atomically"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = _regular_target(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
     try: torch.save(obj, tmp); os.chmod(tmp, _FILE_MODE); os.replace(tmp, path)
     except BaseException:
