@@ -1,0 +1,218 @@
+"Tests of the generic PPO core (waypoint_rl.ppo_delta) that do not belong in the docs"
+import math, sys
+import numpy as np, pytest, torch, torch.nn as nn
+import gymnasium as gym
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from hypothesis import given, settings, strategies as st
+from waypoint_rl.ppo_delta import (PPOConfig, PPOTrainer, MLPActorCritic, RolloutBuffer, JSONLLogger, compute_gae,
+                                   evaluate, ppo_train, plot_learning_curve, read_jsonl)
+from waypoint_rl.utils import UserError, seed_everything
+
+torch.set_num_threads(1)
+
+# ---------------------------------------------------------------- a counting env with known episodes
+class CountEnv(gym.Env):
+    "obs = step counter k in the episode; reward k+1; episodes of `length` steps, alternately truncated (even) and terminated (odd)"
+    def __init__(self, length):
+        self.length = length
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+        self.action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+        self.episode = -1
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed); self.k = 0; self.episode += 1
+        return np.array([0.], np.float32), {}
+    def step(self, action):
+        r = float(self.k + 1); self.k += 1
+        end = self.k == self.length
+        return np.array([self.k], np.float32), r, end and self.episode % 2 == 1, end and self.episode % 2 == 0, {}
+
+class CounterValueAgent(nn.Module):
+    "V(s) = k (the counter), a Gaussian policy around a learnable mean"
+    def __init__(self):
+        super().__init__(); self.mu = nn.Parameter(torch.zeros(1)); self.log_std = nn.Parameter(torch.zeros(1))
+    def encode(self, obs): return torch.as_tensor(obs, dtype=torch.float32)
+    def get_value(self, f): return f[:, 0].clone()
+    def get_action_and_value(self, f, action=None):
+        mean = self.mu.expand(len(f), 1); d = torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))
+        if action is None: action = d.sample()
+        return action, d.log_prob(action).sum(-1), d.entropy().sum(-1), self.get_value(f)
+
+LENGTHS = [3, 4, 2]
+
+def count_envs(mode):
+    return SyncVectorEnv([lambda L=L: CountEnv(L) for L in LENGTHS], autoreset_mode=mode)
+
+def reference(mode, env, s, T_start, T, gamma, lam):
+    "(valid, advantage) of the transition at global vector step s of `env`, rollout rows [T_start, T_start+T), by direct summation"
+    L = LENGTHS[env]
+    cyc = L + 1 if mode == AutoresetMode.NEXT_STEP else L
+    p, e = s % cyc, s // cyc
+    if p == L: return False, None                                   # NEXT_STEP reset step
+    k, terminated = p, e % 2 == 1
+    adv, j, s_j = 0., k, s
+    while True:
+        v_next = 0. if (j + 1 == L and terminated) else float(j + 1)
+        adv += (gamma*lam)**(j - k)*((j + 1) + gamma*v_next - j)
+        if j + 1 == L or s_j + 1 >= T_start + T: break            # episode end, or rollout end (bootstrap from V(next obs))
+        j, s_j = j + 1, s_j + 1
+    return True, adv
+
+@pytest.mark.parametrize('mode', [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_gae_over_autoreset_modes(mode):
+    gamma, lam, T = 0.9, 0.8, 7
+    cfg = PPOConfig(num_envs=3, num_steps=T, total_steps=3*T*2, num_minibatches=1, gamma=gamma, gae_lambda=lam, device='cpu')
+    tr = PPOTrainer(count_envs(mode), CounterValueAgent(), cfg)
+    all_returns = []
+    for it in range(2):                                            # two rollouts: episodes and reset steps cross the boundary
+        roll = tr.collect()
+        adv, ret = compute_gae(tr.buf.rewards, tr.buf.values, tr.buf.next_values(roll['last_value']),
+                               tr.buf.terminated, tr.buf.dones, gamma, lam)
+        torch.testing.assert_close(ret - adv, tr.buf.values)
+        for t in range(T):
+            for i in range(3):
+                valid, a = reference(mode, i, it*T + t, it*T, T, gamma, lam)
+                assert bool(tr.buf.valid[t, i]) == valid, (it, t, i)
+                if valid: assert math.isclose(adv[t, i].item(), a, rel_tol=1e-5, abs_tol=1e-5), (mode, it, t, i, adv[t, i].item(), a)
+        all_returns += list(zip(roll['returns'], roll['lengths']))
+    # returns tracked from rewards: every finished episode of length L returned 1+...+L
+    assert all_returns and all(r == l*(l + 1)/2 and l in LENGTHS for r, l in all_returns)
+
+def test_same_step_missing_final_obs_is_an_error():
+    class NoFinal(SyncVectorEnv):
+        def step(self, a):
+            o, r, te, tr, info = super().step(a); info.pop('final_obs', None); return o, r, te, tr, info
+    envs = NoFinal([lambda: CountEnv(2)], autoreset_mode=AutoresetMode.SAME_STEP)
+    tr = PPOTrainer(envs, CounterValueAgent(), PPOConfig(num_envs=1, num_steps=4, total_steps=4, num_minibatches=1, device='cpu'))
+    with pytest.raises(UserError, match="final_obs"): tr.collect()
+
+# ---------------------------------------------------------------- GAE against a direct sum (property)
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 3), st.floats(0, 1), st.floats(0, 1), st.integers(0, 2**31 - 1))
+def test_gae_matches_direct_sum(T, N, gamma, lam, seed):
+    g = torch.Generator().manual_seed(seed)
+    r, v, nv = (torch.randn(T, N, generator=g, dtype=torch.float64) for _ in range(3))
+    done = torch.rand(T, N, generator=g) < 0.3
+    term = done & (torch.rand(T, N, generator=g) < 0.5)
+    adv, ret = compute_gae(r, v, nv, term, done, gamma, lam)
+    for t in range(T):
+        for i in range(N):
+            a, j = 0., t
+            while True:
+                a += (gamma*lam)**(j - t)*(r[j, i] + gamma*nv[j, i]*(0. if term[j, i] else 1.) - v[j, i]).item()
+                if done[j, i] or j == T - 1: break
+                j += 1
+            assert math.isclose(adv[t, i].item(), a, rel_tol=1e-9, abs_tol=1e-9)
+    torch.testing.assert_close(ret, adv + v)
+
+# ---------------------------------------------------------------- trainer pieces
+def pendulum(n=2, mode=AutoresetMode.NEXT_STEP):
+    return gym.make_vec('Pendulum-v1', num_envs=n, vectorization_mode='sync', vector_kwargs=dict(autoreset_mode=mode))
+
+def small_cfg(**kw):
+    return PPOConfig(**{**dict(num_envs=2, num_steps=32, total_steps=128, num_minibatches=2, update_epochs=2, gamma=0.9,
+                               clip_vloss=False, seed=0, device='cpu'), **kw})
+
+def test_same_step_determinism_and_log_std_trains():
+    def run():
+        seed_everything(5); e = pendulum(mode=AutoresetMode.SAME_STEP); a = MLPActorCritic.from_envs(e)
+        tr = ppo_train(e, a, small_cfg(num_steps=120, total_steps=480, seed=5), progress=False)
+        return [{k: v for k, v in r.items() if k != 'charts/SPS'} for r in tr.history], a, tr
+    h1, a1, tr = run(); h2, a2, _ = run()
+    assert h1 == h2
+    assert any(p is a1.log_std for p in tr.params)
+    assert not torch.equal(a1.log_std.detach(), torch.zeros(1))
+    assert h1[-1]['charts/episodes'] >= 1 and h1[-1]['charts/episodic_length'] == 200
+
+def test_resume_roundtrip(tmp_path):
+    cfg = small_cfg(total_steps=256)                                 # 4 iterations of 64 steps
+    seed_everything(0); e = pendulum(); tr = PPOTrainer(e, MLPActorCritic.from_envs(e), cfg)
+    tr.train(callback=lambda t, r: t.iteration == 2, progress_bar=False)
+    torch.save(tr.state_dict(), tmp_path/'trainer.pt')
+    sd = torch.load(tmp_path/'trainer.pt', weights_only=True)
+    seed_everything(1); e2 = pendulum(); tr2 = PPOTrainer(e2, MLPActorCritic.from_envs(e2), cfg)
+    tr2.load_state_dict(sd)
+    for p, q in zip(tr.agent.parameters(), tr2.agent.parameters()): assert torch.equal(p, q)
+    s1, s2 = tr.optimizer.state_dict()['state'], tr2.optimizer.state_dict()['state']
+    for k in s1: assert torch.equal(s1[k]['exp_avg'], s2[k]['exp_avg']) and torch.equal(s1[k]['step'], s2[k]['step'])
+    assert torch.equal(tr2.shuffle_gen.get_state(), tr.shuffle_gen.get_state())
+    h = tr2.train(progress_bar=False)
+    assert [r['iteration'] for r in h] == [3, 4] and [r['global_step'] for r in h] == [192, 256]
+    assert math.isclose(h[0]['charts/learning_rate'], cfg.learning_rate*0.5)
+    sd2 = tr2.state_dict(agent=False)
+    assert 'agent' not in sd2 and sd2['iteration'] == 4
+
+class FrozenEncoderAgent(nn.Module):
+    "Residual-shaped agent: a frozen encoder gives dict features {z, base}; the policy adds a delta to `base`"
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Linear(3, 8).requires_grad_(False)
+        self.head = nn.Linear(8, 1); self.value = nn.Linear(8, 1); self.log_std = nn.Parameter(torch.zeros(1))
+        self.env_calls = 0
+    def encode(self, obs):
+        o = torch.as_tensor(obs, dtype=torch.float32)
+        return {'z': torch.tanh(self.encoder(o)), 'base': -o[:, 2:3]}     # a made-up "SFT" action
+    def get_value(self, f): return self.value(f['z']).squeeze(-1)
+    def get_action_and_value(self, f, action=None):
+        mean = self.head(f['z']); d = torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))
+        if action is None: action = d.sample()
+        return action, d.log_prob(action).sum(-1), d.entropy().sum(-1), self.get_value(f)
+    def env_action(self, action, f):
+        self.env_calls += 1
+        return (f['base'] + action.clamp(-0.5, 0.5)).clamp(-2, 2).numpy()
+    def aux_loss(self, f): return 1e-2*self.head(f['z']).pow(2).mean()
+
+def test_dict_features_frozen_params_env_action_aux_loss():
+    seed_everything(0); e = pendulum(); agent = FrozenEncoderAgent()
+    enc0 = agent.encoder.weight.clone()
+    cfg = small_cfg()
+    tr = ppo_train(e, agent, cfg, progress=False)
+    assert tr.buf.features['z'].shape == (32, 2, 8) and tr.buf.features['base'].shape == (32, 2, 1)
+    assert all(p is not agent.encoder.weight for p in tr.params)
+    assert torch.equal(agent.encoder.weight, enc0)
+    assert agent.env_calls == cfg.num_iterations*cfg.num_steps
+    assert all('losses/aux_loss' in r for r in tr.history)
+
+def test_aux_loss_pulls():
+    "with a strong pull toward zero mean, the head's output shrinks more than without"
+    def head_out(pull):
+        class A(FrozenEncoderAgent):
+            def aux_loss(self, f): return pull*self.head(f['z']).pow(2).mean()
+        seed_everything(0); e = pendulum(); a = A()
+        with torch.no_grad(): a.head.bias.fill_(1.)
+        ppo_train(e, a, small_cfg(learning_rate=1e-2), progress=False)
+        return a.head.bias.abs().item()
+    assert head_out(100.) < head_out(0.)
+
+def test_errors():
+    e = pendulum()
+    with pytest.raises(UserError, match='no trainable parameters'):
+        PPOTrainer(e, MLPActorCritic.from_envs(e).requires_grad_(False), small_cfg())
+    class NoDet(CounterValueAgent): pass
+    with pytest.raises(UserError, match='deterministic_action'): evaluate(count_envs(AutoresetMode.NEXT_STEP), NoDet(), 2)
+    with pytest.raises(UserError, match='DISABLED'):
+        PPOTrainer(count_envs(AutoresetMode.DISABLED), CounterValueAgent(), small_cfg(num_envs=3))
+
+def test_evaluate_counts_episodes_in_both_modes():
+    for mode in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
+        res = evaluate(count_envs(mode), CounterValueAgent(), n_episodes=5, deterministic=False, seed=0)
+        assert len(res['returns']) == 5 and all(r == l*(l + 1)/2 for r, l in zip(res['returns'], res['lengths']))
+
+# ---------------------------------------------------------------- logs
+def test_logger_without_tensorboard_and_plot(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'torch.utils.tensorboard', None)    # import now fails like an absent tensorboard
+    lg = JSONLLogger(tmp_path/'a.jsonl')
+    assert lg.writer is None
+    for s in (1, 2, 3): lg.log({'global_step': s, 'charts/episodic_return': -s*1.})
+    lg.close()
+    assert [r['global_step'] for r in read_jsonl(tmp_path/'a.jsonl')] == [1, 2, 3]
+    fig = plot_learning_curve({'a': tmp_path/'a.jsonl', 'b': read_jsonl(tmp_path/'a.jsonl')}, png=tmp_path/'c.png')
+    assert (tmp_path/'c.png').read_bytes()[:4] == b'\x89PNG' and len(fig.axes[0].lines) == 2
+    with pytest.raises(UserError, match="no record has both 'global_step' and 'losses/x'"):
+        plot_learning_curve(tmp_path/'a.jsonl', y='losses/x')
+
+def test_trainer_writes_jsonl(tmp_path):
+    seed_everything(0); e = pendulum()
+    tr = ppo_train(e, MLPActorCritic.from_envs(e), small_cfg(), logger=JSONLLogger(tmp_path/'log.jsonl', tensorboard=False), progress=False)
+    recs = read_jsonl(tmp_path/'log.jsonl')
+    assert len(recs) == 2 and recs[-1]['global_step'] == 128 and recs == [
+        {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in tr.history]
