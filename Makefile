@@ -16,8 +16,8 @@ $(STAMP): setup.py settings.ini
 
 install: $(STAMP)
 
-demo: install            ## the main job on the embedded default (toy env)
-	$(BIN)/wrl_drive --out-dir out/drive
+demo: install            ## the main job on the embedded default (toy env); ARGS=--quick for a smoke test
+	$(BIN)/wrl_demo --out-dir out/demo $(ARGS)
 
 test: install            ## every test: the notebooks, then tests/
 	$(BIN)/nbdev_test --n_workers 2

@@ -17,6 +17,7 @@ def main(nb='nbs/index.ipynb', out='README.md'):
             if any(l.startswith('#| hide') or l.startswith('#|hide') for l in lines): continue
             body = '\n'.join(l for l in lines if not l.startswith('#|'))
             if body.strip(): parts.append(f"```python\n{body}\n```")
-    Path(out).write_text('<!-- generated from nbs/index.ipynb by tools/make_readme.py: edit the notebook -->\n\n' + '\n\n'.join(parts) + '\n')
+    text = '\n\n'.join(parts).replace('](07_tutorial.ipynb)', '](nbs/07_tutorial.ipynb)')
+    Path(out).write_text(text + '\n\n<!-- generated from nbs/index.ipynb by tools/make_readme.py: edit the notebook -->\n')
 
 if __name__ == '__main__': main()
