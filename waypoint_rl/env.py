@@ -113,39 +113,61 @@ class ToyWaypointConfig:
         "A validated copy with `kwargs` changed"
         return dataclasses.replace(self, **kwargs)
 
-# %% ../nbs/00_env.ipynb #264a1a12
+# %% ../nbs/00_env.ipynb #aa0ec4fc
 def _route_sizes(c:ToyWaypointConfig):
     "(points in the dense polyline, curvature knots, route waypoints)"
     extra = c.ref_speed*c.waypoint_dt*c.horizon_steps + 2*c.route_ds
     P = int(math.ceil((c.route_length + extra)/c.route_ds)) + 1
     return P, int(math.ceil((P-1)*c.route_ds/c.knot_spacing)) + 2, int(c.route_length // c.route_waypoint_spacing)
 
+def _n_draws(c:ToyWaypointConfig)->int:
+    "Uniform numbers one episode consumes: knot curvatures, straight flags, 4 start values, camera dropouts"
+    return 2*_route_sizes(c)[1] + 4 + (c.max_episode_steps + 1)*len(c.cameras)
+
+def _episode_draws(c:ToyWaypointConfig, u:np.ndarray)->dict:
+    "Episode quantities of m cars from their uniforms u (m, _n_draws) in [0, 1)"
+    nk, C = _route_sizes(c)[1], len(c.cameras)
+    uni = lambda lo, hi, x: lo + (hi - lo)*x                                 # what Generator.uniform does with each double
+    kappa = uni(-c.max_curvature, c.max_curvature, u[:, :nk]) * (u[:, nk:2*nk] > c.straight_prob)
+    kappa[:, 0] = 0.0
+    o = 2*nk
+    return dict(kappa=kappa, heading0=uni(-math.pi, math.pi, u[:, o]), lat0=uni(-c.init_lateral, c.init_lateral, u[:, o+1]),
+                yaw0=uni(-c.init_heading, c.init_heading, u[:, o+2]), v0=uni(c.init_speed_min, c.init_speed_max, u[:, o+3]),
+                drop=(u[:, o+4:] < c.camera_dropout).reshape(len(u), c.max_episode_steps + 1, C))
+
 def _draw_episode(c:ToyWaypointConfig, rng:np.random.Generator)->dict:
     "All random numbers one episode needs, drawn from that car's own generator"
-    _, nk, _ = _route_sizes(c)
-    kappa = rng.uniform(-c.max_curvature, c.max_curvature, nk) * (rng.random(nk) > c.straight_prob)
-    kappa[0] = 0.0
-    return dict(kappa=kappa, heading0=rng.uniform(-math.pi, math.pi),
-                lat0=rng.uniform(-c.init_lateral, c.init_lateral), yaw0=rng.uniform(-c.init_heading, c.init_heading),
-                v0=rng.uniform(c.init_speed_min, c.init_speed_max),
-                drop=rng.random((c.max_episode_steps + 1, len(c.cameras))) < c.camera_dropout)
+    return {k: v[0] for k, v in _episode_draws(c, rng.random((1, _n_draws(c)))).items()}
+
+def _integrate_routes(c:ToyWaypointConfig, kappa:np.ndarray, heading0:np.ndarray, tmp=None)->tuple:
+    "Route x, y (n, P) [m] and heading (n, P) [rad] from knot curvatures (n, knots) and initial headings (n,)"
+    P, nk, _ = _route_sizes(c)
+    s = np.arange(P-1) * c.route_ds + 0.5*c.route_ds             # segment midpoints
+    u = s / c.knot_spacing; lo = np.minimum(u.astype(int), nk-2); fr = u - lo
+    n, tmp = len(kappa), tmp or (lambda name, shape, dtype=np.float64: np.empty(shape, dtype))   # `tmp`: scratch arrays by name (no page faults)
+    k, k2 = tmp('route_k', (n, P-1)), tmp('route_k2', (n, P-1))
+    np.take(kappa, lo, 1, out=k, mode='clip'); k *= 1-fr                      # curvature, linear between knots (n, P-1)
+    np.take(kappa, lo+1, 1, out=k2, mode='clip'); k2 *= fr; k += k2
+    head, x, y = tmp('route_head', (n, P)), tmp('route_x', (n, P)), tmp('route_y', (n, P))
+    head[:, 0] = x[:, 0] = y[:, 0] = 0.0
+    k *= c.route_ds
+    np.cumsum(k, 1, out=head[:, 1:]); head += heading0[:, None]
+    mid = np.add(head[:, 1:], head[:, :-1], out=k); mid *= 0.5               # heading at the segment midpoints
+    m32, t32 = tmp('route_m32', (n, P-1), np.float32), tmp('route_t32', (n, P-1), np.float32)
+    m32[...] = mid                                                           # float32 trig: 10x faster, errors ~1e-7 m per segment
+    np.cumsum(np.multiply(np.cos(m32, out=t32), c.route_ds, out=k2), 1, out=x[:, 1:])
+    np.cumsum(np.multiply(np.sin(m32, out=t32), c.route_ds, out=k2), 1, out=y[:, 1:])
+    return x, y, head
 
 def make_routes(c:ToyWaypointConfig,
                 kappa:np.ndarray,    # (n, knots) curvature at the knots [1/m]
                 heading0:np.ndarray, # (n,) initial heading [rad]
                )->tuple:             # points (n,P,2) [m], headings (n,P) [rad]
     "Integrate knot curvatures into dense route polylines starting at the origin"
-    P, nk, _ = _route_sizes(c)
-    s = np.arange(P-1) * c.route_ds + 0.5*c.route_ds             # segment midpoints
-    u = s / c.knot_spacing; lo = np.minimum(u.astype(int), nk-2); fr = u - lo
-    k = kappa[:, lo]*(1-fr) + kappa[:, lo+1]*fr                   # (n, P-1)
-    head = heading0[:, None] + np.concatenate([np.zeros_like(k[:, :1]), np.cumsum(k*c.route_ds, 1)], 1)  # (n, P)
-    mid = 0.5*(head[:, 1:] + head[:, :-1])
-    steps = c.route_ds*np.stack([np.cos(mid), np.sin(mid)], -1)
-    pts = np.concatenate([np.zeros_like(steps[:, :1]), np.cumsum(steps, 1)], 1)
-    return pts, head
+    x, y, head = _integrate_routes(c, kappa, heading0)
+    return np.stack([x, y], -1), head
 
-# %% ../nbs/00_env.ipynb #b38aa59a
+# %% ../nbs/00_env.ipynb #d7847669
 def _rot(v, yaw):
     "Rotate (..., 2) vectors by `yaw` (broadcast over the leading axes)"
     c, s = np.cos(yaw), np.sin(yaw)
@@ -164,117 +186,161 @@ class _Batch:
         self.P, _, self.M = _route_sizes(c)
         K, C, T = c.horizon_steps, len(c.cameras), c.max_episode_steps
         z = lambda *s, dt=np.float64: np.zeros((n,)+s, dt)
-        self.pts, self.head = z(self.P, 2), z(self.P)
+        self.head = z(self.P)
         self.pos, self.yaw, self.v, self.steer, self.s, self.lat = z(2), z(), z(), z(), z(), z()
         self.t, self.hits = z(dt=np.int64), z(dt=np.int64)
         self.drop, self.hist = z(T + 1, C, dt=bool), z(T + 1, 2)
         self.rngs = [None]*n
         self.reuse, self._bufs = False, {}                                          # image buffer reuse (VecEnv copy=False)
-        self.rx, self.ry = z(self.P), z(self.P)                                    # contiguous copies for the hot path
+        self.rx, self.ry = z(self.P), z(self.P)                                    # route points, x and y
         self._win = np.arange(-14, 5)                                             # search window around the predicted arc position
         self._rows = np.arange(n)*self.P
+        self._rowsK = np.arange(n)*K
         self._wp_s = c.route_waypoint_spacing*np.arange(1, self.M + 1)          # route waypoints' arc lengths
+        self._sk = c.ref_speed*c.waypoint_dt*np.arange(1, K + 1)                # expert waypoints' arc lengths ahead
         self.s_goal = c.route_length
         self.lag = 1.0 if c.actuator_lag == 0 else 1 - math.exp(-c.dt/c.actuator_lag)
-        # camera drawing: route centre line and corridor edges as float32 points, window and colour channels
+        self._tmp = {}                                                            # scratch arrays by name (hot path, no allocation)
         # camera drawing table, per car: [centre line | left edge | right edge | goal marker] points, float32
         P, H = self.P, c.image_size
         self.i_goal = int(round(c.route_length/c.route_ds))
         self._goal_dot = 0.6*np.array([[a, b] for a in (-1, 0, 1) for b in (-1, 0, 1)])
-        self.draw = np.zeros((2, n, 3*P + 9), np.float32)                        # x, y
+        # per car and line (centre, left edge, right edge): B copies of the first point, the P points, B copies of
+        # the last, so that any window start needs no clipping; then the 9 goal-marker points
         view = H*c.meters_per_pixel
-        win = np.arange(-int(0.15*view/c.route_ds), int(1.1*view/c.route_ds) + 1)
-        grp = [(win, 0, 1), (win[::2], P, 2), (win[::2], 2*P, 2), (np.zeros(9, int), 3*P, 0), (np.zeros(9, int), 3*P, 1)]
-        self._cw = np.concatenate([w + (o if ch or o < 3*P else 0) for w, o, ch in grp])     # column offsets
-        self._cw[-18:] = np.tile(3*P + np.arange(9), 2)
-        self._cs = np.concatenate([np.full(len(w), o != 3*P) for w, o, _ in grp]).astype(np.int64)  # follows the car?
-        self._clo = np.concatenate([np.full(len(w), o) if o < 3*P else 3*P + np.arange(9) for w, o, _ in grp])
-        self._chi = np.concatenate([np.full(len(w), o + P - 1) if o < 3*P else 3*P + np.arange(9) for w, o, _ in grp])
-        self._cam_chan = np.concatenate([np.full(len(w), ch) for w, _, ch in grp])
+        win = np.arange(-int(0.15*view/c.route_ds), int(1.1*view/c.route_ds) + 1)   # points drawn, relative to the car's
+        self._wlo, self._whi = int(-win[0]), int(win[-1])
+        self._B = B = self._wlo + self._whi; S = self._S = P + 2*B
+        self.draw = np.zeros((n, 3*S + 9 if C else 0, 2), np.float32)        # x, y pairs (no table without cameras)
+        grp = [(B + win, 1), (S + B + win[::2], 2), (2*S + B + win[::2], 2), (3*S + np.arange(9), 0), (3*S + np.arange(9), 1)]
+        self._cw = np.concatenate([w for w, _ in grp])                          # table columns, relative to the car's index
+        self._cam_chan = np.concatenate([np.full(len(w), ch) for w, ch in grp])  # colour channel of each
+        self._ngoal = 18                                                         # the last columns do not follow the car
         self._gauge_row = np.arange(H)
 
-# %% ../nbs/00_env.ipynb #b2553f1f
+    @property
+    def pts(self)->np.ndarray:
+        "Route points (N, P, 2) [m]"
+        return np.stack([self.rx, self.ry], -1)
+
+    def tmp(self, name:str, shape:tuple, dtype=np.float64)->np.ndarray:
+        "A scratch array of `shape` kept between calls (contents undefined), any leading size up to max(N, largest asked)"
+        a = self._tmp.get(name)
+        if a is None or a.shape[1:] != tuple(shape[1:]) or a.dtype != dtype or len(a) < shape[0]:
+            a = self._tmp[name] = np.empty((max(shape[0], self.n),) + tuple(shape[1:]), dtype)
+        return a[:shape[0]]
+
+# %% ../nbs/00_env.ipynb #8f3e8a04
 def _reset(self:_Batch, idx:np.ndarray, seeds:list):
     "Start new episodes for cars `idx`; `seeds[j]` (or None) reseeds car idx[j]'s generator"
-    c = self.c
-    for i, sd in zip(idx, seeds):
+    c, P, idx = self.c, self.P, np.asarray(idx, np.int64)
+    u = np.empty((len(idx), _n_draws(c)))
+    for j, (i, sd) in enumerate(zip(idx, seeds)):                            # one call per car: its own stream
         if sd is not None or self.rngs[i] is None: self.rngs[i] = np.random.default_rng(sd)
-    eps = [_draw_episode(c, self.rngs[i]) for i in idx]
-    g = lambda k: np.array([e[k] for e in eps])
-    self.pts[idx], self.head[idx] = make_routes(c, g('kappa'), g('heading0'))
-    self.rx[idx], self.ry[idx] = self.pts[idx, :, 0], self.pts[idx, :, 1]
-    nrm = c.off_route_distance*np.stack([-np.sin(self.head[idx]), np.cos(self.head[idx])], -1)
-    goal = self.pts[idx, self.i_goal][:, None] + self._goal_dot
-    tab = np.concatenate([self.pts[idx], self.pts[idx] + nrm, self.pts[idx] - nrm, goal], 1)
-    self.draw[0, idx], self.draw[1, idx] = tab[..., 0], tab[..., 1]
-    h0 = g('heading0')
-    self.pos[idx] = g('lat0')[:, None]*np.stack([-np.sin(h0), np.cos(h0)], -1)
-    self.yaw[idx], self.v[idx], self.steer[idx] = h0 + g('yaw0'), g('v0'), 0.0
-    self.s[idx], self.t[idx], self.hits[idx], self.drop[idx] = 0.0, 0, 0, g('drop')
+        self.rngs[i].random(out=u[j])
+    e = _episode_draws(c, u)
+    x, y, head = _integrate_routes(c, e['kappa'], e['heading0'], self.tmp)
+    self.rx[idx], self.ry[idx], self.head[idx] = x, y, head
+    if c.cameras:                                                              # drawing table, float32
+        m, S, B, o = len(idx), self._S, self._B, c.off_route_distance
+        hf = self.tmp('nrm_h', (m, P), np.float32); hf[...] = head
+        nrm = (np.sin(hf, out=self.tmp('nrm_x', (m, P), np.float32)), np.cos(hf, out=self.tmp('nrm_y', (m, P), np.float32)))
+        np.multiply(nrm[0], -o, out=nrm[0]); np.multiply(nrm[1], o, out=nrm[1])   # left normal, off_route_distance long
+        tab = self.tmp('tab', (m,) + self.draw.shape[1:], np.float32)
+        for k, xy in enumerate((x, y)):
+            t = tab[..., k]
+            t[:, B:B+P] = xy; np.add(xy, nrm[k], out=t[:, S+B:S+B+P]); np.subtract(xy, nrm[k], out=t[:, 2*S+B:2*S+B+P])
+            for j in range(3):                                                 # pads repeat the end points
+                t[:, j*S:j*S+B] = t[:, j*S+B, None]; t[:, j*S+B+P:(j+1)*S] = t[:, j*S+B+P-1, None]
+            t[:, 3*S:] = xy[:, self.i_goal, None] + self._goal_dot[:, k]
+        self.draw[idx] = tab
+    h0 = e['heading0']
+    self.pos[idx] = e['lat0'][:, None]*np.stack([-np.sin(h0), np.cos(h0)], -1)
+    self.yaw[idx], self.v[idx], self.steer[idx] = h0 + e['yaw0'], e['v0'], 0.0
+    self.s[idx], self.t[idx], self.hits[idx], self.drop[idx] = 0.0, 0, 0, e['drop']
     self.hist[idx] = self.pos[idx][:, None]
     self.s[idx], self.lat[idx] = self.project(idx, self.s[idx])
 _Batch.reset = _reset
 
-# %% ../nbs/00_env.ipynb #102de4df
+# %% ../nbs/00_env.ipynb #17bda79e
 def _project(self:_Batch, idx, s_guess:np.ndarray):
     "Arc length `s` [m] and signed lateral offset `lat` [m, left +] of cars `idx`, searched near `s_guess`"
-    c, rows = self.c, np.arange(self.n)[idx]
-    px, py = self.pos[rows, 0], self.pos[rows, 1]
-    cand = np.clip(np.rint(s_guess/c.route_ds).astype(np.int64)[:, None] + self._win, 0, self.P - 1) + self._rows[rows, None]
-    d2 = (self.rx.reshape(-1).take(cand) - px[:, None])**2 + (self.ry.reshape(-1).take(cand) - py[:, None])**2
-    best = np.take_along_axis(cand, d2.argmin(1)[:, None], 1)[:, 0]
+    c = self.c
+    rows = self._rows[idx]
+    px, py = self.pos[idx, 0], self.pos[idx, 1]
+    cand = np.rint(s_guess/c.route_ds).astype(np.int64)[:, None] + self._win
+    np.clip(cand, 0, self.P - 1, out=cand); cand += rows[:, None]
+    rx, ry = self.rx.reshape(-1), self.ry.reshape(-1)
+    d2 = rx.take(cand); d2 -= px[:, None]; d2 *= d2
+    e2 = ry.take(cand); e2 -= py[:, None]; e2 *= e2; d2 += e2
+    best = cand.reshape(-1).take(d2.argmin(1) + np.arange(0, cand.size, cand.shape[1]))
     h = self.head.reshape(-1).take(best)
-    dx, dy = px - self.rx.reshape(-1).take(best), py - self.ry.reshape(-1).take(best)
+    dx, dy = px - rx.take(best), py - ry.take(best)
     ch, sh = np.cos(h), np.sin(h)
-    return (best - self._rows[rows])*c.route_ds + dx*ch + dy*sh, dy*ch - dx*sh
+    return (best - rows)*c.route_ds + dx*ch + dy*sh, dy*ch - dx*sh
 _Batch.project = _project
 
-def _route_at(self:_Batch, s:np.ndarray)->np.ndarray:
-    "Points (n, m, 2) on each car's route at arc lengths s (n, m), linear interpolation"
+def _route_at(self:_Batch, s:np.ndarray, rows=slice(None))->np.ndarray:
+    "Points (m, k, 2) on the routes of cars `rows` at arc lengths s (m, k), linear interpolation"
     u = np.clip(s/self.c.route_ds, 0, self.P - 1 - 1e-9)
-    lo = u.astype(np.int64); fr = u - lo
-    lo = lo + self._rows[:len(s), None]
-    x, y = self.rx.reshape(-1), self.ry.reshape(-1)
-    return np.stack([x.take(lo)*(1 - fr) + x.take(lo + 1)*fr, y.take(lo)*(1 - fr) + y.take(lo + 1)*fr], -1)
+    lo = u.astype(np.int64); fr = u - lo; fr1 = 1 - fr
+    lo += self._rows[rows][:, None]
+    out = np.empty(s.shape + (2,))
+    for k, a in enumerate((self.rx.reshape(-1), self.ry.reshape(-1))):
+        p = a.take(lo); p *= fr1; lo += 1; q = a.take(lo); lo -= 1; q *= fr
+        np.add(p, q, out=out[..., k])
+    return out
 _Batch.route_at = _route_at
 
-# %% ../nbs/00_env.ipynb #3351d151
-def _expert(self:_Batch)->np.ndarray:
-    "Expert waypoints (N, K, 2), ego frame [m]"
-    c = self.c
-    sk = self.s[:, None] + c.ref_speed*c.waypoint_dt*np.arange(1, c.horizon_steps + 1)
-    return _rot(self.route_at(sk) - self.pos[:, None], -self.yaw[:, None])
+# %% ../nbs/00_env.ipynb #638f2cc4
+def _expert(self:_Batch, idx=slice(None))->np.ndarray:
+    "Expert waypoints (m, K, 2) of cars `idx`, ego frame [m], float32"
+    p = self.route_at(self.s[idx][:, None] + self._sk, idx)
+    p -= self.pos[idx][:, None]
+    yaw = -self.yaw[idx][:, None]
+    c, s = np.cos(yaw), np.sin(yaw)
+    out = np.empty(p.shape, np.float32)
+    np.subtract(c*p[..., 0], s*p[..., 1], out=out[..., 0]); np.add(s*p[..., 0], c*p[..., 1], out=out[..., 1])
+    return out
 _Batch.expert = _expert
 
-# %% ../nbs/00_env.ipynb #c8fc4ab9
+# %% ../nbs/00_env.ipynb #79477061
 def _step(self:_Batch, action:np.ndarray):
     "Track `action` (N, K, 2) ego-frame waypoints for one policy period; returns per-car progress [m]"
     c, n, K = self.c, self.n, self.c.horizon_steps
+    ax, ay = action[..., 0], action[..., 1]
     cy, sy = np.cos(self.yaw)[:, None], np.sin(self.yaw)[:, None]
-    wx = self.pos[:, :1] + cy*action[..., 0] - sy*action[..., 1]              # (N, K) fixed in the world
-    wy = self.pos[:, 1:] + sy*action[..., 0] + cy*action[..., 1]
-    path = np.sqrt((np.diff(action, axis=1, prepend=0*action[:, :1])**2).sum(-1)).sum(1)
-    v_target = np.clip(path/(K*c.waypoint_dt), 0, c.max_speed)
+    wx = self.pos[:, :1] + cy*ax; wx -= sy*ay                                   # (N, K) fixed in the world
+    wy = self.pos[:, 1:] + sy*ax; wy += cy*ay
+    seg = self.tmp('seg', (n, K, 2)); seg[:, 0] = action[:, 0]
+    np.subtract(action[:, 1:], action[:, :-1], out=seg[:, 1:]); seg *= seg
+    path = np.sqrt(seg.sum(-1)).sum(1)                                         # path length of the waypoints
+    v_target = np.minimum(np.maximum(path/(K*c.waypoint_dt), 0), c.max_speed)
     s0, lat0 = self.s.copy(), self.lat.copy()
     px, py = self.pos[:, 0].copy(), self.pos[:, 1].copy()
     yaw, v, steer = self.yaw.copy(), self.v.copy(), self.steer.copy()
-    last, travelled = np.full(n, K - 1), np.zeros(n)
+    travelled = np.zeros(n)
+    dx, dy, d2, t = (self.tmp(k, (n, K)) for k in ('dx', 'dy', 'd2', 't'))
+    far = self.tmp('far', (n, K), bool)
+    shift, understeer = c.steer_gain != 1 or c.steer_bias != 0, c.understeer != 0
     for _ in range(c.policy_period):
         cy, sy = np.cos(yaw), np.sin(yaw)
-        dx, dy = wx - px[:, None], wy - py[:, None]
-        ex, ey = dx*cy[:, None] + dy*sy[:, None], dy*cy[:, None] - dx*sy[:, None]   # waypoints in the ego frame
-        d2 = ex*ex + ey*ey
-        far = d2 >= (np.maximum(c.lookahead_min, c.lookahead_time*v)**2)[:, None]
-        j = np.where(far.any(1), far.argmax(1), last)[:, None]               # first waypoint past the lookahead
-        ty, td2 = np.take_along_axis(ey, j, 1)[:, 0], np.maximum(np.take_along_axis(d2, j, 1)[:, 0], 1e-6)
-        cmd = np.clip(np.arctan(2*c.wheelbase*ty/td2), -c.max_steer, c.max_steer)  # pure pursuit: 2 L sin(alpha) / ld
-        eff = np.clip(c.steer_gain*cmd + c.steer_bias, -c.max_steer, c.max_steer)  # dynamics shift
-        steer += self.lag*(eff - steer)                                       # actuator lag
-        acc = np.clip(c.speed_gain*(v_target - v), -c.max_brake, c.max_accel)
-        px += v*c.dt*cy; py += v*c.dt*sy                                      # kinematic bicycle, dt applied once
-        travelled += v*c.dt
-        yaw += v/(c.wheelbase*(1 + c.understeer*v*v))*np.tan(steer)*c.dt
-        v = np.clip(v + acc*c.dt, 0, c.max_speed)
+        np.subtract(wx, px[:, None], out=dx); np.subtract(wy, py[:, None], out=dy)   # waypoints relative to the car
+        np.multiply(dx, dx, out=d2); d2 += np.multiply(dy, dy, out=t)          # squared distance (rotation-free)
+        la = np.maximum(c.lookahead_min, c.lookahead_time*v); la *= la
+        np.greater_equal(d2, la[:, None], out=far); far[:, -1] = True
+        j = far.argmax(1); j += self._rowsK                                    # first waypoint past the lookahead, else the last
+        ty = dy.reshape(-1).take(j)*cy - dx.reshape(-1).take(j)*sy             # its lateral offset in the ego frame
+        td2 = np.maximum(d2.reshape(-1).take(j), 1e-6)
+        cmd = np.minimum(np.maximum(np.arctan(2*c.wheelbase*ty/td2), -c.max_steer), c.max_steer)  # pure pursuit: 2 L sin(alpha) / ld
+        if shift: cmd = np.minimum(np.maximum(c.steer_gain*cmd + c.steer_bias, -c.max_steer), c.max_steer)  # dynamics shift
+        steer += self.lag*(cmd - steer)                                        # actuator lag
+        acc = np.minimum(np.maximum(c.speed_gain*(v_target - v), -c.max_brake), c.max_accel)
+        vdt = v*c.dt
+        px += vdt*cy; py += vdt*sy                                             # kinematic bicycle, dt applied once
+        travelled += vdt
+        yaw += (v/(c.wheelbase*(1 + c.understeer*v*v)) if understeer else v/c.wheelbase)*np.tan(steer)*c.dt
+        v = np.minimum(np.maximum(v + acc*c.dt, 0), c.max_speed)
     self.pos[:, 0], self.pos[:, 1], self.yaw, self.v, self.steer = px, py, yaw, v, steer
     self.s, self.lat = self.project(slice(None), s0 + travelled)
     # route waypoints passed this period, lateral offset interpolated to the moment of passing
@@ -287,19 +353,25 @@ def _step(self:_Batch, action:np.ndarray):
     return self.s - s0
 _Batch.step = _step
 
-# %% ../nbs/00_env.ipynb #9211a914
-def _render_cameras(self:_Batch, idx:np.ndarray)->dict:
-    "Camera rasters {name: (m, H, W, 3) uint8} for cars `idx`"
+# %% ../nbs/00_env.ipynb #2fd502fd
+def _render_cameras(self:_Batch, idx:np.ndarray, fresh:bool=False)->dict:
+    "Camera rasters {name: (m, H, W, 3) uint8} for cars `idx` (`fresh`: never a reused buffer)"
     c, H = self.c, self.c.image_size
-    m, inv, R = len(idx), 1/c.meters_per_pixel, self.draw.shape[2]
-    i0 = np.rint(self.s[idx]/c.route_ds).astype(np.int64)
-    col = np.clip(i0[:, None]*self._cs + self._cw, self._clo, self._chi) + (idx*R)[:, None]   # (m, Q) table entries in view
-    X, Y = self.draw[0].reshape(-1).take(col), self.draw[1].reshape(-1).take(col)   # (m, Q) world points
+    m, inv, R, Q, G = len(idx), 1/c.meters_per_pixel, self.draw.shape[1], len(self._cw), self._ngoal
+    i0 = np.clip(np.rint(self.s[idx]/c.route_ds).astype(np.int64), -self._whi, self.P - 1 + self._wlo)  # beyond: all pads
+    ti = self.tmp('cam_i', (m, Q), np.int64)                                   # (m, Q) table entries in view
+    np.add((i0 + idx*R)[:, None], self._cw, out=ti); ti[:, Q-G:] -= i0[:, None]
+    xy = self.draw.reshape(-1).view(np.uint64).take(ti, out=self.tmp('cam_xy', (m, Q), np.uint64), mode='wrap')  # one gather:
+    X, Y = xy.view(np.float32)[:, 0::2], xy.view(np.float32)[:, 1::2]        # each entry is an (x, y) float32 pair
     px, py = self.pos[idx, 0], self.pos[idx, 1]
-    base = (np.arange(m, dtype=np.int64)*(H*H*3))[:, None] + self._cam_chan
+    if self._tmp.get('cam_base', np.zeros((0, 0))).shape[0] < m:             # flat offset of each car's image and channel
+        self._tmp['cam_base'] = (np.arange(max(m, self.n), dtype=np.int64)*(H*H*3))[:, None] + self._cam_chan
+    base = self._tmp['cam_base'][:m]
     gauge_ok = self._gauge_row >= H - np.rint(self.v[idx]/c.max_speed*(H - 4))[:, None]       # (m, H) speed gauge
-    gauge = (np.arange(m, dtype=np.int64)*(H*H*3))[:, None] + self._gauge_row*H*3
     drop = self.drop[idx, np.minimum(self.t[idx], c.max_episode_steps)]
+    f, g = self.tmp('cam_f', (m, Q), np.float32), self.tmp('cam_g', (m, Q), np.float32)
+    r, q = self.tmp('cam_r', (m, Q), np.int32), self.tmp('cam_q', (m, Q), np.int32)
+    ok, ok2, pix = self.tmp('cam_ok', (m, Q), bool), self.tmp('cam_ok2', (m, Q), bool), self.tmp('cam_pix', (m, Q), np.int64)
     out = {}
     for k, cam in enumerate(c.cameras):
         yc = self.yaw[idx] + CAMERA_YAW[cam]
@@ -307,25 +379,29 @@ def _render_cameras(self:_Batch, idx:np.ndarray)->dict:
         # pixel row/col as one affine map of the world point per car (forward is up, left is left);
         # +H before truncation makes int conversion a floor for everything near the view
         f32 = lambda a: a.astype(np.float32)[:, None]
-        row = (X*f32(-cy) + Y*f32(-sy) + f32(2*H - 2 + px*cy + py*sy)).astype(np.int32) - H
-        col = (X*f32(sy) + Y*f32(-cy) + f32(H + H//2 - px*sy + py*cy)).astype(np.int32) - H
-        ok = (row.view(np.uint32) < H) & (col.view(np.uint32) < H)           # negative wraps to huge
-        img = self.image_buffer(cam, m)
-        img.reshape(-1)[(base + row*(3*H) + col*3)[ok]] = 255
-        img.reshape(-1)[gauge[gauge_ok]] = 255
+        np.multiply(X, f32(-cy), out=f); f += np.multiply(Y, f32(-sy), out=g)
+        np.add(f, f32(2*H - 2 + px*cy + py*sy), out=r, casting='unsafe'); r -= H   # row (truncating cast)
+        np.multiply(X, f32(sy), out=f); f += np.multiply(Y, f32(-cy), out=g)
+        np.add(f, f32(H + H//2 - px*sy + py*cy), out=q, casting='unsafe'); q -= H  # column
+        np.less(r.view(np.uint32), H, out=ok); ok &= np.less(q.view(np.uint32), H, out=ok2)   # negative wraps to huge
+        img, flat = self.image_buffer(cam, m, fresh)
+        np.multiply(r, 3*H, out=pix); pix += base; q *= 3; pix += q           # flat index of each point's pixel
+        flat[pix[ok]] = 255
+        np.copyto(img[:, :, 0, 0], 255, where=gauge_ok)
         img[:, H - 3:, H//2 - 1:H//2 + 1] = 255                              # the car
         if drop[:, k].any(): img[drop[:, k]] = 0                             # dropped frame: black
         out[cam] = img
     return out
 _Batch.render_cameras = _render_cameras
 
-def _image_buffer(self:_Batch, cam:str, m:int)->np.ndarray:
-    "A zeroed (m, H, H, 3) image array: new, or (reuse mode, whole batch) the older of two kept buffers"
+def _image_buffer(self:_Batch, cam:str, m:int, fresh:bool=False)->tuple:
+    "A zeroed (m, H, H, 3) image and its flat view: new, or (reuse mode, whole batch) the older of two kept buffers"
     H = self.c.image_size
-    if not self.reuse or m != self.n: return np.zeros((m, H, H, 3), np.uint8)
-    bufs = self._bufs.setdefault(cam, [np.zeros((m, H, H, 3), np.uint8) for _ in range(2)])
-    bufs.reverse(); bufs[0].fill(0)
-    return bufs[0]
+    if fresh or not self.reuse or m != self.n: img = np.zeros((m, H, H, 3), np.uint8)
+    else:
+        bufs = self._bufs.setdefault(cam, [np.zeros((m, H, H, 3), np.uint8) for _ in range(2)])
+        bufs.reverse(); img = bufs[0]; img.fill(0)
+    return img, img.reshape(-1)
 _Batch.image_buffer = _image_buffer
 
 # %% ../nbs/00_env.ipynb #da4dd3ec
@@ -361,7 +437,7 @@ def _render_world(self:_Batch, idx:np.ndarray, size:int=256)->np.ndarray:
     return img
 _Batch.render_world = _render_world
 
-# %% ../nbs/00_env.ipynb #6c0975d4
+# %% ../nbs/00_env.ipynb #ddd060f8
 STATE_FIELDS = ('speed_mps', 'yaw_rate_rps', 'steer_rad', 'yaw_rad')
 
 def make_spaces(c:ToyWaypointConfig)->tuple:
@@ -374,10 +450,10 @@ def make_spaces(c:ToyWaypointConfig)->tuple:
     reach = 1.25*c.max_speed*c.waypoint_dt*c.horizon_steps
     return spaces.Dict(obs), spaces.Box(-reach, reach, (c.horizon_steps, 2), np.float32)
 
-def _observe(self:_Batch, idx:np.ndarray)->dict:
-    "Batched observation dict of cars `idx`"
+def _observe(self:_Batch, idx:np.ndarray, fresh:bool=False)->dict:
+    "Batched observation dict of cars `idx` (`fresh`: new image arrays even in reuse mode)"
     c = self.c
-    obs = self.render_cameras(idx) if c.cameras else {}
+    obs = self.render_cameras(idx, fresh) if c.cameras else {}
     if c.cameras:
         obs['image_valid'] = (~self.drop[idx, np.minimum(self.t[idx], c.max_episode_steps)]).astype(np.int8)
     yaw = (self.yaw[idx] + np.pi) % (2*np.pi) - np.pi
@@ -396,7 +472,7 @@ def _check_action(action, n:int, space:spaces.Box)->np.ndarray:
     if bad.any(): raise ValueError(f"action: NaN or inf in the waypoints of env {int(np.flatnonzero(bad)[0])}")
     return np.clip(a, space.low, space.high)
 
-# %% ../nbs/00_env.ipynb #d291c31c
+# %% ../nbs/00_env.ipynb #16f602d9
 REWARD_TERMS = ('reward_progress', 'reward_goal', 'reward_time', 'reward_offroute')
 
 def _outcome(self:_Batch, progress:np.ndarray)->tuple:
@@ -412,7 +488,7 @@ def _outcome(self:_Batch, progress:np.ndarray)->tuple:
 
 def _info(self:_Batch, idx=slice(None))->dict:
     "Info arrays that do not depend on the last reward"
-    return dict(expert_waypoints=self.expert()[idx].astype(np.float32), progress=self.s[idx].copy(),
+    return dict(expert_waypoints=self.expert(idx), progress=self.s[idx].copy(),
                 lateral_offset=self.lat[idx].copy(), route_waypoints_hit=self.hits[idx].copy(),
                 route_waypoints_total=np.full(len(self.s[idx]), self.M), speed_mps=self.v[idx].copy(),
                 yaw_rad=self.yaw[idx].copy())
@@ -445,7 +521,7 @@ class ToyWaypointVecEnv(VectorEnv):
         self._b.reuse = not copy
         self._ret, self._len = np.zeros(self.num_envs), np.zeros(self.num_envs, np.int64)
 
-# %% ../nbs/00_env.ipynb #08490424
+# %% ../nbs/00_env.ipynb #2cab4cf0
 def _vec_reset(self:ToyWaypointVecEnv, *, seed=None, options:dict|None=None):
     "Reset all cars (or those in `options['reset_mask']`)"
     super(ToyWaypointVecEnv, self).reset(seed=seed if isinstance(seed, (int, type(None))) else None)
@@ -462,24 +538,24 @@ def _vec_step(self:ToyWaypointVecEnv, actions):
     a = _check_action(actions, n, self.single_action_space)
     rew, term, trunc, extra = b.outcome(b.step(a))
     self._ret += rew; self._len += 1
+    done = term | trunc
+    if done.any():                                          # final observation and info of the finished cars, then restart them
+        d = np.flatnonzero(done)
+        fin = dict(b.info(d), **{k: v[d] for k, v in extra.items()})
+        ret, ln = self._ret[d].tolist(), self._len[d].tolist()
+        why = np.where(extra['is_success'][d], 'goal', np.where(extra['off_route'][d], 'off_route', 'truncated')).tolist()
+        fo, fi = np.full(n, None, object), np.full(n, None, object)
+        fob = b.observe(d, fresh=True)                      # fresh arrays: the batch's buffers are reused below
+        fo[d] = [dict(zip(fob.keys(), r)) for r in zip(*fob.values())]
+        fi[d] = [dict(zip(fin.keys(), r), episode_return=ret[j], episode_length=ln[j], termination=why[j])
+                 for j, r in enumerate(zip(*fin.values()))]
+        episode = dict(r=np.where(done, self._ret, 0.0), l=np.where(done, self._len, 0), success=extra['is_success'].copy())
+        b.reset(d, [None]*len(d))
+        self._ret[d], self._len[d] = 0, 0
     obs, info = b.observe(np.arange(n)), b.info()
     info.update(extra)
-    done = term | trunc
     if done.any():
-        d = np.flatnonzero(done)
-        fo, fi = np.full(n, None, object), np.full(n, None, object)
-        for i in d:
-            fo[i] = {k: v[i].copy() for k, v in obs.items()}          # copies: the batch rows are reused below
-            fi[i] = dict({k: v[i].copy() for k, v in info.items()}, episode_return=float(self._ret[i]), episode_length=int(self._len[i]),
-                         termination='goal' if extra['is_success'][i] else ('off_route' if extra['off_route'][i] else 'truncated'))
-        info['episode'] = dict(r=np.where(done, self._ret, 0.0), l=np.where(done, self._len, 0), success=extra['is_success'].copy())
-        info['_episode'] = done
-        b.reset(d, [None]*len(d))
-        new_obs, new_info = b.observe(d), b.info(d)
-        for k in obs: obs[k][d] = new_obs[k]
-        for k in new_info: info[k][d] = new_info[k]
-        self._ret[d], self._len[d] = 0, 0
-        info.update(final_obs=fo, _final_obs=done.copy(), final_info=fi, _final_info=done.copy())
+        info.update(episode=episode, _episode=done, final_obs=fo, _final_obs=done.copy(), final_info=fi, _final_info=done.copy())
     return obs, rew.astype(np.float32), term, trunc, info
 
 def _vec_render(self:ToyWaypointVecEnv):
@@ -602,7 +678,7 @@ def wrl_drive(out_dir:str='out/drive',   # folder for trajectories.png, cameras.
           f"\nwrote {out/'trajectories.png'}, {out/'cameras.png' if cams else ''} {out/'summary.json'}")
     return summary
 
-# %% ../nbs/00_env.ipynb #68401c32
+# %% ../nbs/00_env.ipynb #6b18b708
 def _rate(step, n_cars:int, seconds:float)->float:
     "Env-steps/s of `step()` advancing `n_cars` cars, over about `seconds`"
     step(); t0, k = time.perf_counter(), 0
@@ -620,7 +696,7 @@ def env_benchmark(sizes=(1, 64, 1024), repeats:int=5, seconds:float=0.5, loop_si
             if te or tr: box[0] = env.reset()[1]
         rows.append(dict(env='ToyWaypointEnv', obs=label, N=1, steps_per_s=float(np.median([_rate(one, 1, seconds) for _ in range(repeats)]))))
         for n in sizes:
-            venv = ToyWaypointVecEnv(n, cfg); _, vi = venv.reset(seed=0); vbox = [vi]
+            venv = ToyWaypointVecEnv(n, cfg, copy=False); _, vi = venv.reset(seed=0); vbox = [vi]
             def vstep(): vbox[0] = venv.step(vbox[0]['expert_waypoints'])[4]
             rows.append(dict(env='ToyWaypointVecEnv', obs=label, N=n, steps_per_s=float(np.median([_rate(vstep, n, seconds) for _ in range(repeats)]))))
         for n in loop_sizes:
