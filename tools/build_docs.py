@@ -261,14 +261,30 @@ def convert_nb(nb:dict, path='notebook', links:LinkMap|None=None, default_title=
 
 # --- the build ------------------------------------------------------------------------------------------------------
 
+def _docs_eval(cell):
+    """Which cells the docs processing executes: export/show_doc cells and cells of nothing but imports.
+    nbdev's own rule also runs every cell that merely *contains* an import — test cells, `#| slow`
+    benchmarks — which makes the docs build slow and fragile; those cells' saved outputs are used instead."""
+    import ast
+    from nbdev import processors as P
+    if P.cell_lang(cell) != 'python' or not cell.source or 'nbdev_export'+'()' in cell.source: return
+    if cell.cell_type != 'code' or not (trees := cell.parsed_()): return
+    d = cell.directives_
+    if d.get('eval:', [''])[0].lower() == 'false' or 'slow' in d: return
+    if d.keys() & {'export', 'exports', 'exporti', 'exec_doc'}: return True
+    if all(isinstance(t, (ast.Import, ast.ImportFrom)) for t in trees): return True
+    return P._show_docs(trees)
+
 def process_notebooks(root=ROOT, n_workers=None):
     "nbdev's own processing (show_doc, hide, front matter) of every notebook into `_proc/`"
     from nbdev.serve import proc_nbs
     from nbdev.config import get_config
+    from nbdev import processors
+    processors._do_eval = _docs_eval      # in this process only: so no worker processes below
     n = n_workers or min(2, os.cpu_count() or 1)
     cwd = os.getcwd(); os.chdir(root)     # nbdev finds settings.ini from the working directory...
     get_config.cache_clear()              # ...and caches it: another root in this process must not reuse it
-    try: return Path(proc_nbs(force=True, n_workers=n)).resolve()
+    try: return Path(proc_nbs(force=True, n_workers=0)).resolve()
     except Exception as e:
         cause = re.search(r'^(\w*(?:Error|Exception|Exit)\b.*)$', str(e.__cause__ or e.__context__ or ''), re.M)
         msg = f"nbdev processing failed{_which_nb(root, str(e))}: {str(e).strip()}" + (f"\n-> {cause.group(1)}" if cause else '')
