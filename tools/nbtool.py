@@ -53,7 +53,7 @@ def py2nb(src, dest):
         cells.append(c)
     nb = dict(cells=cells, metadata=dict(kernelspec=dict(display_name='python3', language='python', name='python3')),
               nbformat=4, nbformat_minor=5)
-    Path(dest).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+    Path(dest).write_text(json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + '\n')
 
 def fix_ids(path):
     "Give every cell of `path` a stable id (notebooks written without ids make nbdev_export unstable)"
@@ -62,7 +62,7 @@ def fix_ids(path):
     for i, c in enumerate(nb['cells']):
         if 'id' not in c: c['id'] = _id(_src(c['source']), i, seen); changed = True
     if nb.get('nbformat_minor', 0) < 5: nb['nbformat_minor'] = 5; changed = True
-    if changed: Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+    if changed: Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + '\n')
     return changed
 
 def nb2py(src, dest):
