@@ -22,7 +22,7 @@ from .selection import evaluate_checkpoints, rank_results, copy_checkpoint, form
 # %% auto #0
 __all__ = ['DemoConfig', 'Stages', 'predictions_for', 'plot_sft_vs_rl', 'run_demo', 'write_report', 'wrl_demo']
 
-# %% ../nbs/07_tutorial.ipynb #3a9c6b39
+# %% ../nbs/07_tutorial.ipynb #03f21f80
 @dataclass
 class DemoConfig:
     "Sizes and seeds of one demo run"
@@ -30,10 +30,10 @@ class DemoConfig:
     eval_episodes:int=20         # held-out expert episodes for open-loop metrics (env seeds 10_000, ...)
     sft_steps:int=200            # SFT optimiser steps at batch 32 (the seed's command)
     ppo_episodes:int=6000        # PPO training episodes (the seed's --episodes)
-    ppo_max_steps:int=1_000_000  # PPO budget cap in env steps
+    ppo_max_steps:int=600_000    # PPO budget in env steps (about 2 minutes here)
     ppo_seconds:float=300.0      # PPO wall-clock cap [s] (the 5-minute training budget)
     ppo_num_envs:int=64          # cars stepped together during PPO
-    checkpoint_every:int=40_000  # env steps between PPO checkpoints
+    checkpoint_every:int=100_000 # env steps between PPO checkpoints
     select_episodes:int=48       # closed-loop validation routes per checkpoint (env seeds 200_000, ...)
     test_episodes:int=100        # closed-loop held-out test routes (env seeds 100_000, ...)
     dynamics_shift:str='shift'   # the world RL trains and is tested in
