@@ -18,11 +18,11 @@ from .policy import (CheckpointError, DeltaHead, WaypointNet, WaypointNetConfig,
                                 load_checkpoint, models_from_checkpoint, save_delta_checkpoint, save_sft_checkpoint, split_obs, to_image_batch)
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'PPOConfig', 'tree_map', 'to_tensor', 'layer_init', 'MLPActorCritic', 'RolloutBuffer', 'compute_gae',
-           'normalize_advantages', 'ppo_loss', 'autoreset_mode', 'stack_obs', 'select_final_obs', 'JSONLLogger',
-           'read_jsonl', 'plot_learning_curve', 'PPOTrainer', 'ppo_train', 'evaluate', 'ResidualDeltaAgent',
-           'EpisodeOutcomes', 'save_agent_checkpoint', 'load_agent_state', 'plot_training', 'list_checkpoints',
-           'residual_env_config', 'make_residual_trainer', 'train_ppo_delta', 'wrl_ppo']
+__all__ = ['RUN_FILES', 'PPOConfig', 'tree_map', 'to_tensor', 'layer_init', 'MLPActorCritic', 'diag_gaussian', 'RolloutBuffer',
+           'compute_gae', 'normalize_advantages', 'ppo_loss', 'autoreset_mode', 'stack_obs', 'select_final_obs',
+           'JSONLLogger', 'read_jsonl', 'plot_learning_curve', 'PPOTrainer', 'ppo_train', 'evaluate',
+           'ResidualDeltaAgent', 'EpisodeOutcomes', 'save_agent_checkpoint', 'load_agent_state', 'plot_training',
+           'list_checkpoints', 'residual_env_config', 'make_residual_trainer', 'train_ppo_delta', 'wrl_ppo']
 
 # %% ../nbs/04_ppo_delta.ipynb #1c1e7b76
 @dataclass
@@ -119,7 +119,7 @@ class MLPActorCritic(nn.Module):
         return cls(int(np.prod(obs_sp.shape)), int(np.prod(act_sp.shape)),
                    action_low=act_sp.low.ravel(), action_high=act_sp.high.ravel(), **kwargs)
 
-# %% ../nbs/04_ppo_delta.ipynb #ef49842a
+# %% ../nbs/04_ppo_delta.ipynb #f5cf1d8b
 @patch
 def encode(self:MLPActorCritic, obs)->Tensor:
     "Observation batch (N, *obs_shape) → float features (N, obs_dim)"
@@ -130,14 +130,20 @@ def get_value(self:MLPActorCritic, features:Tensor)->Tensor: return self.critic(
 
 _LOG_SQRT_2PI = 0.5*math.log(2*math.pi)
 
-@patch
-def get_action_and_value(self:MLPActorCritic, features:Tensor, action:Tensor|None=None):
-    "Sample (or score) an action: (action (B, A), logprob (B,), entropy (B,), value (B,))"
-    mean, log_std = self.actor_mean(features), self.log_std
+def diag_gaussian(mean:Tensor, # (B, A) action means
+                  log_std:Tensor, # (A,) state-independent log standard deviations
+                  action:Tensor|None=None, # (B, A) to score; None: sample one
+                 )->tuple: # (action (B, A), logprob (B,), entropy (B,))
+    "Sample or score a diagonal Gaussian in closed form (cheaper than `torch.distributions` per step)"
     if action is None: action = mean + log_std.exp()*torch.randn_like(mean)
     logprob = (-0.5*((action - mean)*torch.exp(-log_std))**2 - log_std - _LOG_SQRT_2PI).sum(-1)
     entropy = (0.5 + _LOG_SQRT_2PI + log_std).sum().expand(len(mean))
-    return action, logprob, entropy, self.get_value(features)
+    return action, logprob, entropy
+
+@patch
+def get_action_and_value(self:MLPActorCritic, features:Tensor, action:Tensor|None=None):
+    "Sample (or score) an action: (action (B, A), logprob (B,), entropy (B,), value (B,))"
+    return *diag_gaussian(self.actor_mean(features), self.log_std, action), self.get_value(features)
 
 @patch
 def deterministic_action(self:MLPActorCritic, features:Tensor)->Tensor: return self.actor_mean(features)
@@ -584,7 +590,7 @@ def encode(self:ResidualDeltaAgent, obs:dict)->dict:
     else: z = self.sft.encode(ims, val)
     return dict(z=z, sft=self.sft.head(z))
 
-# %% ../nbs/04_ppo_delta.ipynb #7940786c
+# %% ../nbs/04_ppo_delta.ipynb #cdd17688
 @patch
 def get_value(self:ResidualDeltaAgent, features:dict)->Tensor: return self.critic(features['z']).squeeze(-1)
 
@@ -596,11 +602,7 @@ def deterministic_action(self:ResidualDeltaAgent, features:dict)->Tensor:
 @patch
 def get_action_and_value(self:ResidualDeltaAgent, features:dict, action:Tensor|None=None):
     "Sample (or score) a delta: (action (B, 2K) metres, logprob (B,), entropy (B,), value (B,))"
-    mean, log_std = self.deterministic_action(features), self.log_std
-    if action is None: action = mean + log_std.exp()*torch.randn_like(mean)
-    logprob = (-0.5*((action - mean)*torch.exp(-log_std))**2 - log_std - _LOG_SQRT_2PI).sum(-1)
-    entropy = (0.5 + _LOG_SQRT_2PI + log_std).sum().expand(len(mean))
-    return action, logprob, entropy, self.get_value(features)
+    return *diag_gaussian(self.deterministic_action(features), self.log_std, action), self.get_value(features)
 
 @patch
 def env_action(self:ResidualDeltaAgent, action:Tensor, features:dict)->np.ndarray:
