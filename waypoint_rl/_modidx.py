@@ -379,4 +379,5 @@ d = { 'settings': { 'branch': 'main',
                                    'waypoint_rl.utils.cli': ('utils.html#cli', 'waypoint_rl/utils.py'),
                                    'waypoint_rl.utils.pick_device': ('utils.html#pick_device', 'waypoint_rl/utils.py'),
                                    'waypoint_rl.utils.progress': ('utils.html#progress', 'waypoint_rl/utils.py'),
+                                   'waypoint_rl.utils.save_figure': ('utils.html#save_figure', 'waypoint_rl/utils.py'),
                                    'waypoint_rl.utils.seed_everything': ('utils.html#seed_everything', 'waypoint_rl/utils.py')}}}

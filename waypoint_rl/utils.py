@@ -11,8 +11,8 @@ from fastcore.docments import docments
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['UserError', 'build_parser', 'cli', 'atomic_write', 'atomic_json', 'atomic_save', 'seed_everything', 'pick_device',
-           'progress']
+__all__ = ['UserError', 'build_parser', 'cli', 'atomic_write', 'atomic_json', 'atomic_save', 'save_figure', 'seed_everything',
+           'pick_device', 'progress']
 
 # %% ../nbs/08_utils.ipynb #8508c142
 class UserError(Exception):
@@ -101,6 +101,17 @@ def atomic_save(obj, path:str|Path)->Path:
         if os.path.exists(tmp): os.unlink(tmp)
         raise
     return path
+
+# %% ../nbs/08_utils.ipynb #9502050c
+def save_figure(fig, # a matplotlib Figure
+                path:str|Path, # image file; the format follows the suffix (.png, .pdf, .svg, ...)
+                dpi:int=100, close:bool=True, **kwargs)->Path:
+    "Save `fig` atomically (rendered in memory, then `atomic_write`), closing it unless `close=False`"
+    import io
+    buf = io.BytesIO(); fig.savefig(buf, format=Path(path).suffix.lstrip('.') or 'png', dpi=dpi, **kwargs)
+    if close:
+        import matplotlib.pyplot as plt; plt.close(fig)
+    return atomic_write(path, buf.getvalue())
 
 # %% ../nbs/08_utils.ipynb #5ad95a5c
 def seed_everything(seed:int):
