@@ -4,7 +4,7 @@ import numpy as np, pytest, torch, torch.nn as nn
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from hypothesis import given, settings, strategies as st
-from waypoint_rl.ppo_delta import (PPOConfig, PPOTrainer, MLPActorCritic, RolloutBuffer, JSONLLogger, compute_gae,
+from waypoint_rl.ppo import (PPOConfig, PPOTrainer, MLPActorCritic, RolloutBuffer, JSONLLogger, compute_gae,
                                    evaluate, ppo_train, plot_learning_curve, read_jsonl)
 from waypoint_rl.utils import UserError, seed_everything
 
