@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow docs readme export clean-nbs bench
+.PHONY: install demo test test-slow lint docs readme export clean-nbs bench
 
 $(STAMP): setup.py settings.ini
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,9 @@ demo: install            ## the main job on the embedded default (toy env); ARGS
 test: install            ## every test: the notebooks, then tests/
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/python -m pytest -q tests
+
+lint: install           ## ruff (ruff.toml): line length, syntax, undefined names, unused imports
+	$(BIN)/ruff check
 
 test-slow: install
 	$(BIN)/nbdev_test --n_workers 2 --flags slow

@@ -1,7 +1,7 @@
 """The offline documentation site (tools/build_docs.py, `make docs`).
 
-The builder's conversions on small inputs; a fixture site (figures, math, callouts, API sections, links,
-hidden code) and the project's real site, both opened in headless Chromium with the network blocked.
+The builder's conversions on small inputs; a fixture site (figures, math, API sections, links, hidden code)
+and the project's real site, both opened in headless Chromium with the network blocked.
 """
 import base64, html, io, json, re, subprocess, sys, tempfile
 from importlib.metadata import version, PackageNotFoundError
@@ -18,39 +18,38 @@ HOST = 'https://waypoint-rl.github.io/waypoint_rl'   # settings.ini doc_host + d
 # --- the builder's pieces, no Sphinx --------------------------------------------------------------------------------
 
 def test_page_names():
-    assert bd.page_name(Path('04_ppo_delta.ipynb')) == 'ppo_delta'
+    assert bd.page_name(Path('07_ppo_delta.ipynb')) == 'ppo_delta'
+    assert bd.page_name(Path('10_tutorial.ipynb')) == 'tutorial'
     assert bd.page_name(Path('10a_grpo.ipynb')) == 'grpo'
     assert bd.page_name(Path('sub/03_x.ipynb')) == 'sub/x'
-    assert bd.page_name(Path('08_utils.ipynb'), {'output-file': 'tools.html'}) == 'tools'
+    assert bd.page_name(Path('00_utils.ipynb'), {'output-file': 'tools.html'}) == 'tools'
 
 def test_directives():
     assert bd.directives('#| echo: false\n#| output: asis\nshow_doc(f)') == {'echo': 'false', 'output': 'asis'}
     assert bd.directives('#|hide\nimport x') == {'hide': ''}
     assert bd.directives('x = 1\n#| echo: false') == {}   # only at the top of the cell
 
-def test_callouts_and_quarto_divs():
-    out = bd.rewrite_markdown(':::{.callout-warning}\n## Careful\nHot.\n:::\n')
-    assert out.startswith(':::{admonition} Careful\n:class: warning\nHot.\n:::'), out
-    assert bd.rewrite_markdown('::: {.callout-tip title="Hint"}\nx\n:::\n').startswith(':::{admonition} Hint\n:class: tip\n')
-    assert bd.rewrite_markdown(':::{.callout-note}\nplain\n:::\n') == ':::{note}\nplain\n:::\n'
-    assert bd.rewrite_markdown('::: {.column-margin}\nside\n:::\nafter\n') == 'side\nafter\n'
-    assert bd.rewrite_markdown('a {{< video x.mp4 >}} b ![](f.png){width=50%} [t]{.red}') == 'a  b ![](f.png) t'
-    fenced = '```\n:::{.callout-note}\n```\n'
+def test_source_links_and_fences():
+    src = '[source](https://x/y.py#L1){target="_blank" style="float:right"}'
+    assert bd.rewrite_markdown(src) == '<a class="nbdev-source" href="https://x/y.py#L1">source</a>'
+    fenced = f'```\n{src}\n```\n'
     assert bd.rewrite_markdown(fenced) == fenced         # code fences are left alone
 
 def test_links_become_local():
     links = bd.LinkMap({'doc_host': 'https://waypoint-rl.github.io', 'doc_baseurl': '/waypoint_rl'},
-                       {'index': 'index.ipynb', 'env': 'env.ipynb'}, {'index': set(), 'env': {'speed', 'toywaypointenv'}},
-                       {'index.ipynb': 'index', '00_env.ipynb': 'env'})
+                       {'index': 'index.ipynb', 'env': 'env.ipynb'},
+                       {'index': set(), 'env': {'speed', 'toywaypointenv'}},
+                       {'index.ipynb': 'index', '01_env.ipynb': 'env'})
     assert links(f'{HOST}/env.html#toywaypointenv.step') == 'env.ipynb#toywaypointenv.step'
     assert links(f'{HOST}/') == 'index.ipynb'
     assert links(f'{HOST}/nope.html#x') == f'{HOST}/nope.html#x'     # no such page here: left as it was
     assert links('https://fastcore.fast.ai/basics.html#l') == 'https://fastcore.fast.ai/basics.html#l'
     md = bd.rewrite_markdown(f'Use [`ToyWaypointEnv`]({HOST}/env.html#toywaypointenv).', links)
     assert md == 'Use [`ToyWaypointEnv`](env.ipynb#toywaypointenv).'
-    assert links('00_env.ipynb#speed') == 'env.ipynb#speed'                 # a link to a notebook: to its page
-    assert links('./00_env.ipynb') == 'env.ipynb'
-    # nbdev links symbols that have no section (private helpers, methods without show_doc): the class, else the page
+    assert links('01_env.ipynb#speed') == 'env.ipynb#speed'                 # a link to a notebook: to its page
+    assert links('./01_env.ipynb') == 'env.ipynb'
+    assert links('00_env.ipynb') == '00_env.ipynb'                          # no such notebook: left as it was
+    # nbdev links symbols that have no section (private functions, methods without show_doc): the class, else the page
     assert links(f'{HOST}/env.html#toywaypointenv.reset', '`ToyWaypointEnv.reset`') == 'env.ipynb#toywaypointenv'
     assert links(f'{HOST}/env.html#_batch', '`_Batch`') == 'env.ipynb'
     assert links(f'{HOST}/env.html#typo', 'words') == 'env.ipynb#typo'     # a hand-written link stays strict
@@ -64,9 +63,11 @@ def test_headings_never_skip_a_level():
 
 def test_cells():
     code = lambda s, outs=(): {'cell_type': 'code', 'source': s, 'outputs': list(outs), 'metadata': {}}
-    md_out = {'output_type': 'execute_result', 'data': {'text/markdown': '---\n\n[source](https://x/y.py#L1){target="_blank"}\n\n### f\n\n*doc*', 'text/plain': ''}}
+    doc = '---\n\n[source](https://x/y.py#L1){target="_blank"}\n\n### f\n\n*doc*'
+    md_out = {'output_type': 'execute_result', 'data': {'text/markdown': doc, 'text/plain': ''}}
     (c,) = bd.convert_cell(code('#| echo: false\n#| output: asis\nshow_doc(f)', [md_out]))
-    assert c['cell_type'] == 'markdown' and c['source'].startswith('### f\n\n<a class="nbdev-source" href="https://x/y.py#L1">source</a>')
+    assert c['cell_type'] == 'markdown'
+    assert c['source'].startswith('### f\n\n<a class="nbdev-source" href="https://x/y.py#L1">source</a>')
     stream = {'output_type': 'stream', 'name': 'stdout', 'text': 'hi\n'}
     (c,) = bd.convert_cell(code('#| echo: false\nprint("hi")', [stream]))
     assert c['metadata']['tags'] == ['hide-input'] and c['source'] == 'print("hi")' and c['outputs'] == [stream]
@@ -75,10 +76,11 @@ def test_cells():
     assert bd.convert_cell(code('#| eval: false\n')) == []                      # nothing left to show
     assert bd.convert_cell({'cell_type': 'raw', 'source': '---\ntitle: x\n---'}) == []
 
-def _nb(cells): return {'cells': cells, 'nbformat': 4, 'nbformat_minor': 5,
-                        'metadata': {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}}}
+_KERNEL = {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}}
+def _nb(cells): return {'cells': cells, 'nbformat': 4, 'nbformat_minor': 5, 'metadata': _KERNEL}
 def _md(s): return {'cell_type': 'markdown', 'metadata': {}, 'source': s}
-def _code(s, outputs=()): return {'cell_type': 'code', 'execution_count': None, 'metadata': {}, 'outputs': list(outputs), 'source': s}
+def _code(s, outputs=()):
+    return {'cell_type': 'code', 'execution_count': None, 'metadata': {}, 'outputs': list(outputs), 'source': s}
 def _fm(title): return {'cell_type': 'raw', 'metadata': {}, 'source': f'---\ntitle: {title}\n---\n'}
 
 def test_two_notebooks_one_page(tmp_path):
@@ -95,7 +97,8 @@ def test_no_home_page(tmp_path):
 @pytest.fixture(scope='session')
 def docs_deps():
     "The pinned docs packages (docs/requirements.txt) in this venv: installed here when missing, as `make docs` does"
-    pins = [l.split('==') for l in (ROOT/'docs/requirements.txt').read_text().splitlines() if '==' in l and not l.startswith('#')]
+    reqs = (ROOT/'docs/requirements.txt').read_text().splitlines()
+    pins = [l.split('==') for l in reqs if '==' in l and not l.startswith('#')]
     def ok(name, want):
         try: return version(name) == want
         except PackageNotFoundError: return False
@@ -109,7 +112,8 @@ def test_sphinx_warning_fails_and_names_the_notebook(tmp_path, docs_deps):
     (tmp_path/'settings.ini').write_text((ROOT/'settings.ini').read_text())
     proc = tmp_path/'_proc'; proc.mkdir()
     (proc/'index.ipynb').write_text(json.dumps(_nb([_fm('Home'), _md('# Home')])))
-    (proc/'03_bad.ipynb').write_text(json.dumps(_nb([_fm('Bad'), _md(f'See [x]({HOST}/index.html#no-such-anchor).')])))
+    bad = _nb([_fm('Bad'), _md(f'See [x]({HOST}/index.html#no-such-anchor).')])
+    (proc/'03_bad.ipynb').write_text(json.dumps(bad))
     out = tmp_path/'_docs'; out.mkdir(); (out/'old.html').write_text('previous site')
     with pytest.raises(bd.DocsError, match=r"nbs/03_bad.ipynb \(as bad.html\).*local id not found.*no-such-anchor"):
         bd.build(tmp_path, out=out, proc=False)
@@ -134,7 +138,11 @@ def fixture_site(tmp_path_factory, docs_deps):
         _md('# Fixture home\n\n> The lead line of the fixture.'),
         _md(f'Inline math $a^2+b^2=c^2$ and a display:\n\n$$\\sum_{{i=1}}^n x_i$$\n\n'
             f'See [`Thing.go`]({HOST}/plots.html#thing.go) and [the saver]({HOST}/plots.html#atomic_save).'),
-        _md(':::{.callout-note}\n## Remember this\nCallouts become admonitions.\n:::')])))
+        _md('## Remember this\nA section of the home page, with a table:\n\n'
+            '| a | b |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |'),
+        _code('for i in range(4): print("a line of output", i)',
+              [{'output_type': 'stream', 'name': 'stdout',
+                'text': ''.join(f'a line of output {i}\n' for i in range(4))}])])))
     (nbs/'01_plots.ipynb').write_text(json.dumps(_nb([
         _md('# Plots\n\n> Figures, hidden code and API sections.'),
         _code('#| hide\nfrom waypoint_rl.utils import *\nfrom nbdev.showdoc import *'),
@@ -143,8 +151,9 @@ def fixture_site(tmp_path_factory, docs_deps):
         _code('#| echo: false\n#| output: asis\nshow_doc(Thing.go)'),
         _code('#| echo: false\n#| output: asis\nshow_doc(atomic_save)'),
         _code('plot_sines()', [_png_output()]),
-        _code('#| echo: false\nprint("hidden source")', [{'output_type': 'stream', 'name': 'stdout', 'text': 'shown output\n'}]),
-        _md(':::{.callout-warning}\n## Careful\nThis is a **warning**.\n:::\n\n::: {.column-margin}\nIn the margin.\n:::\n\n{{< include _x.md >}}'),
+        _code('#| echo: false\nprint("hidden source")',
+              [{'output_type': 'stream', 'name': 'stdout', 'text': 'shown output\n'}]),
+        _md('## Careful\nThis is **bold**, and [the home page](index.ipynb).'),
         _code('x = 1  # never run: no outputs')])))
     (nbs/'02_bare.ipynb').write_text(json.dumps(_nb([_md('No front matter here.'), _code('1 + 1')])))
     (nbs/'10_ten.ipynb').write_text(json.dumps(_nb([_md('# Ten\n\n> Sorted after two.')])))
@@ -157,15 +166,16 @@ def test_fixture_sources(fixture_site):
                                               ('02_bare.ipynb', 'bare'), ('10_ten.ipynb', 'ten')]
     assert [t for *_, t in entries] == ['Fixture home', 'Plots', '02_bare', 'Ten']
     site = root/'_docs'
-    assert json.loads((site/'pages.json').read_text())[1] == {'notebook': '01_plots.ipynb', 'page': 'plots.html', 'title': 'Plots'}
+    want = {'notebook': '01_plots.ipynb', 'page': 'plots.html', 'title': 'Plots'}
+    assert json.loads((site/'pages.json').read_text())[1] == want
     html = (site/'plots.html').read_text()
     assert 'id="thing.go"' in html and 'id="atomic_save"' in html             # Quarto's anchors: nbdev links land
     assert 'hide-input' in html and 'shown output' in html
-    assert 'class="warning admonition"' in html and 'In the margin.' in html and '{{<' not in html and ':::' not in html
+    assert '<strong>bold</strong>' in html and 'href="index.html"' in html
     home = (site/'index.html').read_text()
     anchors = re.findall(r'href="plots\.html#([^"]+)"', home)
     assert len(anchors) == 2 and all(f'id="{a}"' in html for a in anchors), anchors   # nbdev's links, now local
-    assert 'class="note admonition"' in home and 'Remember this' in home
+    assert 'Remember this' in home
     assert (site/'_static/mathjax/tex-svg-full.js').stat().st_size > 1_000_000
     assert 'atomic_save' in (site/'searchindex.js').read_text()
     for page in site.glob('*.html'):   # nothing the page needs comes from the network
@@ -186,7 +196,8 @@ def _chrome(chrome, url, *action, size=(1280, 1600)):
         cmd = [chrome, '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
                '--disable-component-update', '--disable-sync', '--no-first-run', f'--user-data-dir={prof}',
                '--proxy-server=http://127.0.0.1:9', '--proxy-bypass-list=<-loopback>',   # no network: offline for real
-               '--hide-scrollbars', f'--window-size={size[0]},{size[1]}', '--virtual-time-budget=10000', *action, url]
+               '--hide-scrollbars', f'--window-size={size[0]},{size[1]}', '--virtual-time-budget=10000',
+               *action, url]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, f"chromium failed on {url}:\n{r.stderr[-2000:]}"
     return r.stdout
@@ -201,9 +212,11 @@ def check_page(chrome, page:Path, title:str, min_images:int, shot:Path):
     dom = _chrome(chrome, page.as_uri(), '--dump-dom')
     art = _article(dom)
     h1 = re.search(r'<h1[^>]*>(.*?)</h1>', art, re.S)
-    assert h1 and title in html.unescape(re.sub(r"<[^>]+>", "", h1.group(1))), f"{page.name}: title {title!r} not in <h1>"
+    assert h1 and title in html.unescape(re.sub(r"<[^>]+>", "", h1.group(1))), \
+        f"{page.name}: title {title!r} not in <h1>"
     imgs = re.findall(r'<img[^>]*\ssrc="([^"]+)"', art)
-    assert len(imgs) >= min_images, f"{page.name}: {len(imgs)} <img> in the article, the notebook has {min_images} figures"
+    assert len(imgs) >= min_images, \
+        f"{page.name}: {len(imgs)} <img> in the article, the notebook has {min_images} figures"
     from PIL import Image
     for src in imgs:
         f = (page.parent/src).resolve()
@@ -249,8 +262,8 @@ def _title(nb:Path)->str:
     return m.group(1).strip()
 
 def main_page(nbs:Path):
-    "The PPO notebook once it exists, else the env one, else the first numbered notebook"
-    for stem in ('04_ppo_delta', '00_env'):
+    "The residual PPO notebook once it exists, else the env one, else the first numbered notebook"
+    for stem in ('07_ppo_delta', '01_env'):
         if (nbs/f'{stem}.ipynb').exists(): return nbs/f'{stem}.ipynb'
     numbered = sorted(nbs.glob('[0-9]*.ipynb'), key=lambda p: _natural(p.name))
     return numbered[0] if numbered else None
@@ -267,7 +280,7 @@ def _fresh_site():
 
 @pytest.fixture(scope='session')
 def real_site(tmp_path_factory, docs_deps):
-    "The project's site: `_docs/` when it is up to date (CI runs `make docs` first), else a fresh build in a temp folder"
+    "The project's site: `_docs/` when up to date (CI runs `make docs` first), else a fresh build in a temp folder"
     fresh = _fresh_site()
     if fresh: return fresh
     out = tmp_path_factory.mktemp('site')/'_docs'
@@ -283,7 +296,8 @@ def test_real_site(real_site, chromium, tmp_path):
     assert sorted(n for n, *_ in entries) == on_disk                 # a page for every notebook
     pages = {n: site/f'{p}.html' for n, p, _ in entries}
     assert all(f.is_file() for f in pages.values())
-    check_page(chromium, pages['index.ipynb'], _title(nbs/'index.ipynb'), _figures(nbs/'index.ipynb'), tmp_path/'home.png')
+    home = nbs/'index.ipynb'
+    check_page(chromium, pages['index.ipynb'], _title(home), _figures(home), tmp_path/'home.png')
     nb = main_page(nbs)
     if nb is None: pytest.skip("no numbered notebook in nbs/ yet")
     rel = str(nb.relative_to(nbs))

@@ -1,7 +1,8 @@
-"`wrl_episodes` end to end in a temp dir (fresh processes), foreign seed-schema files, loader properties."
+"""`wrl_episodes` and `wrl_drive` end to end in a temp dir (fresh processes), foreign files in the original schema,
+loader properties."""
 import json, os, subprocess, sys
 from pathlib import Path
-import numpy as np, pytest, torch
+import numpy as np, pytest
 from hypothesis import given, settings, strategies as st
 from PIL import Image
 from waypoint_rl.episodes import (load_episode, load_episodes, EpisodeDataset, EpisodeError, _demo_foreign_episode)
@@ -13,7 +14,8 @@ def run(*args, cwd):
     return subprocess.run([str(BIN/args[0]), *args[1:]], cwd=cwd, capture_output=True, text=True, env=ENV, timeout=300)
 
 def test_wrl_episodes_cli(tmp_path):
-    r = run("wrl_episodes", "--out-dir", "out/episodes", "--episodes", "3", "--seed", "7", "--cameras", "front,side_left",
+    r = run("wrl_episodes", "--out-dir", "out/episodes", "--episodes", "3", "--seed", "7",
+            "--cameras", "front,side_left",
             "--camera-dropout", "0.3", "--noise-std", "0.5", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "wrote 3 episodes" in r.stdout
@@ -45,10 +47,12 @@ def test_wrl_episodes_refuses_to_mix_runs(tmp_path):
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path/"e").glob("*.json")) == ["toy_000005.json", "toy_000006.json"]
 
-@pytest.mark.parametrize("args, msg", [(["--cameras", "rear"], "--cameras: unknown camera 'rear'"),
-                                       (["--dynamics-shift", "ice"], "--dynamics-shift: unknown preset 'ice'"),
-                                       (["--episodes", "0"], "--episodes: must be >= 1"),
-                                       (["--noise-std", "-1"], "--noise-std: must be >= 0")])
+@pytest.mark.parametrize("args, msg", [(["--cameras", "rear"], "cameras (--cameras): unknown camera 'rear'"),
+                                       (["--dynamics-shift", "ice"], "(--dynamics-shift): unknown preset 'ice'"),
+                                       (["--dynamics", "gain=0.9,grip=1"], "(--dynamics): unknown key 'grip'"),
+                                       (["--dynamics", "lag=-1"], "(--dynamics): actuator_lag must be >= 0"),
+                                       (["--episodes", "0"], "episodes (--episodes): must be >= 1"),
+                                       (["--noise-std", "-1"], "noise_std (--noise-std): must be >= 0")])
 def test_wrl_episodes_bad_flags(tmp_path, args, msg):
     r = run("wrl_episodes", "--out-dir", "e", *args, cwd=tmp_path)
     assert r.returncode == 2 and r.stdout == ""
@@ -58,12 +62,44 @@ def test_wrl_episodes_bad_flags(tmp_path, args, msg):
 def test_help_documents_every_flag(tmp_path):
     r = run("wrl_episodes", "-h", cwd=tmp_path)
     assert r.returncode == 0
-    for flag in ("--out-dir", "--episodes", "--seed", "--cameras", "--dynamics-shift", "--noise-std", "--camera-dropout",
-                 "--image-size", "--horizon-steps", "--num-envs", "--overwrite"):
+    for flag in ("--out-dir", "--episodes", "--seed", "--cameras", "--dynamics", "--dynamics-shift", "--noise-std",
+                 "--camera-dropout", "--image-size", "--horizon-steps", "--num-envs", "--overwrite"):
         assert flag in r.stdout
 
+def test_wrl_episodes_in_a_randomised_world(tmp_path):
+    r = run("wrl_episodes", "--out-dir", "e", "--episodes", "2", "--dynamics", "default", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    d = json.loads((tmp_path/"e"/"toy_000000.json").read_text())
+    assert d["env_config"]["dynamics_randomization"] == "default"
+
+def test_wrl_drive_cli(tmp_path):
+    r = run("wrl_drive", "--out-dir", str(tmp_path), "--episodes", "2", "--cameras", "front", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path/"summary.json").read_text())
+    assert s["episodes"] == 2 and s["goal_reach_rate"] == 1.0
+    assert (tmp_path/"trajectories.png").stat().st_size > 1000 and (tmp_path/"cameras.png").is_file()
+
+def test_wrl_drive_explicit_world(tmp_path):
+    r = run("wrl_drive", "--out-dir", "d", "--episodes", "1", "--cameras", "", "--dynamics", "gain=0.85,lag=0.1",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path/"d"/"summary.json").read_text())
+    assert s["world"] == {"steer_gain": 0.85, "steer_bias": 0.0, "actuator_lag": 0.1, "understeer": 0.0}
+    assert not (tmp_path/"d"/"cameras.png").exists()
+
+@pytest.mark.parametrize("args,msg", [(["--cameras", "front,rear"], "unknown camera 'rear'"),
+                                      (["--episodes", "0"], "episodes (--episodes)"),
+                                      (["--dynamics-shift", "ice"], "unknown preset 'ice'"),
+                                      (["--dynamics", "ice"], "dynamics (--dynamics): unknown world 'ice'")])
+def test_wrl_drive_bad_input(tmp_path, args, msg):
+    r = run("wrl_drive", "--out-dir", str(tmp_path), *args, cwd=tmp_path)
+    assert r.returncode == 2
+    assert msg in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path/"summary.json").exists()
+
 def test_python_dash_m(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "waypoint_rl.episodes", "--out-dir", "e", "--episodes", "1"], cwd=tmp_path,
+    r = subprocess.run([sys.executable, "-m", "waypoint_rl.episodes", "--out-dir", "e", "--episodes", "1"],
+                       cwd=tmp_path,
                        capture_output=True, text=True, env=ENV, timeout=300)
     assert r.returncode == 0, r.stderr
     assert (tmp_path/"e"/"toy_000000.json").is_file()
@@ -98,7 +134,8 @@ def test_loader_round_trips_any_valid_file(tmp_path_factory, k, n, data):
     for i in range(n):
         pts = data.draw(st.lists(st.one_of(st.none(), st.tuples(xy, xy).map(list)), min_size=k, max_size=k))
         frames.append({"t": i, "observations": {"cameras": {"front": {"image_path": "a.png"}} if i % 2 == 0 else {},
-                                                 "state": {"speed_mps": float(i)}}, "expert": {"waypoints": pts}, "extra": i})
+                                                 "state": {"speed_mps": float(i)}},
+                       "expert": {"waypoints": pts}, "extra": i})
         want.append(pts)
     (d/"e.json").write_text(json.dumps({"episode_id": 3, "cameras": ["front"], "frames": frames,
                                          "waypoint_spec": {"horizon_steps": k, "dt": 0.25}}))
@@ -114,4 +151,5 @@ def test_wrong_count_names_file_and_frame(tmp_path):
     fp = _demo_foreign_episode(tmp_path)
     d = json.loads(fp.read_text()); d["frames"][1]["expert"]["waypoints"].append([1, 2])
     fp.write_text(json.dumps(d))
-    with pytest.raises(EpisodeError, match=r"ep.json: frame 1: expert.waypoints has 9 points, expected 8"): load_episode(fp)
+    with pytest.raises(EpisodeError, match=r"ep.json: frame 1: expert.waypoints has 9 points, expected 8"):
+        load_episode(fp)

@@ -5,7 +5,7 @@ import numpy as np, pytest, torch
 from hypothesis import given, settings, assume, strategies as st
 from hypothesis.extra.numpy import arrays
 from waypoint_rl.metrics import (ade, fde, point_errors, open_loop_metrics, Predictions, write_predictions,
-                                 read_predictions, compare_predictions, wrl_eval)
+                                 read_predictions, wrl_eval)
 
 BIN = Path(sys.executable).parent
 coord = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, allow_subnormal=False)
@@ -56,7 +56,8 @@ def test_invariant_under_common_rigid_motion(pt, theta, bx, by):
     # threshold metrics compare errors strictly; skip draws with an error within rounding of a threshold
     assume(np.abs(e[..., None] - np.array([2.0, 3.0])).min() > 1e-6)
     m0, m1 = open_loop_metrics(p, t), open_loop_metrics(mv(p), mv(t))
-    for k in ('ade', 'fde', 'ade_median', 'fde_median'): assert math.isclose(m0[k], m1[k], rel_tol=1e-9, abs_tol=1e-9), k
+    for k in ('ade', 'fde', 'ade_median', 'fde_median'):
+        assert math.isclose(m0[k], m1[k], rel_tol=1e-9, abs_tol=1e-9), k
     for k in ('miss_rate', 'waypoint_hit_rate', 'goal_reach_rate', 'n_samples', 'n_waypoints'): assert m0[k] == m1[k], k
 
 @settings(max_examples=30, deadline=None)
@@ -85,26 +86,29 @@ def _files(d:Path, n=20, k=8, seed=0):
     rng = np.random.default_rng(seed)
     t = np.cumsum(rng.uniform(.5, 1, (n, k, 2)), 1)
     keys = [(f'ep{i // 5}', i % 5) for i in range(n)]
-    write_predictions(Predictions(keys, t + rng.normal(0, 1.0, t.shape), t, checkpoint='sft.pt'), d / 'sft_predictions.json')
+    sft = Predictions(keys, t + rng.normal(0, 1.0, t.shape), t, checkpoint='sft.pt')
+    write_predictions(sft, d / 'sft_predictions.json')
     # RL covers all but the first sample, in reverse order (matching must not be positional), plus one extra
     rk = keys[1:][::-1] + [('extra', 0)]
     rt = np.concatenate([t[1:][::-1], t[:1]])
-    write_predictions(Predictions(rk, rt + rng.normal(0, .3, rt.shape), rt, checkpoint='rl.pt'), d / 'rl_predictions.json')
+    rl = Predictions(rk, rt + rng.normal(0, .3, rt.shape), rt, checkpoint='rl.pt')
+    write_predictions(rl, d / 'rl_predictions.json')
     return t, keys
 
 def _run(args, cwd):
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120)
 
-def test_seed_compare_command(tmp_path):
+def test_original_compare_command(tmp_path):
     _files(tmp_path)
-    r = _run([str(BIN / 'wrl_eval'), 'sft_predictions.json', 'rl_predictions.json', '--compare', '--output', 'comparison.json',
-              '--plot', 'comparison.png'], tmp_path)
+    r = _run([str(BIN / 'wrl_eval'), 'sft_predictions.json', 'rl_predictions.json', '--compare',
+              '--output', 'comparison.json', '--plot', 'comparison.png'], tmp_path)
     assert r.returncode == 0, r.stderr
     c = json.loads((tmp_path / 'comparison.json').read_text())
     assert set(c) >= {'sft', 'rl', 'improvement', 'n_matched', 'unmatched', 'sign_convention'}
-    assert set(c['improvement']) >= {'ade_delta', 'fde_delta', 'goal_reach_delta', 'waypoint_hit_delta', 'miss_rate_delta'}
+    deltas = {'ade_delta', 'fde_delta', 'goal_reach_delta', 'waypoint_hit_delta', 'miss_rate_delta'}
+    assert set(c['improvement']) >= deltas
     assert c['n_matched'] == 19 and c['unmatched']['sft_only'] == 1 and c['unmatched']['rl_only'] == 1
-    assert c['improvement']['ade_delta'] > 0 and c['rl']['ade'] < c['sft']['ade']     # RL is less noisy: positive = better
+    assert c['improvement']['ade_delta'] > 0 and c['rl']['ade'] < c['sft']['ade']   # RL is less noisy; positive: better
     assert (tmp_path / 'comparison.png').stat().st_size > 1000
     assert 'ADE' in r.stdout and 'improvement is positive when RL is better' in r.stdout
 
@@ -115,29 +119,33 @@ def test_python_m_and_single_file(tmp_path):
     m = json.loads((tmp_path / 'm.json').read_text())
     assert m['n_samples'] == 20 and {'ade', 'fde', 'miss_rate', 'waypoint_hit_rate', 'goal_reach_rate'} <= set(m)
     h = _run([str(BIN / 'wrl_eval'), '-h'], tmp_path)
-    for flag in ('--targets', '--compare', '--goal-threshold', '--waypoint-threshold', '--output', '--plot'): assert flag in h.stdout
+    for flag in ('--targets', '--compare', '--goal-threshold', '--waypoint-threshold', '--output', '--plot'):
+        assert flag in h.stdout
 
 def test_targets_from_episode_files(tmp_path):
     t, keys = _files(tmp_path)
     (tmp_path / 'episodes' / 'a').mkdir(parents=True)
-    for e in range(4):   # seed-schema episodes; the RL/SFT files' own targets are ignored in favour of these
-        frames = [dict(t=i, observations=dict(cameras=dict(front=dict(image_path=f'{i}.png')), state=dict(speed_mps=1., yaw_rad=0.)),
+    for e in range(4):   # episodes in the original schema; the RL/SFT files' own targets are ignored in favour of these
+        obs = lambda i: dict(cameras=dict(front=dict(image_path=f'{i}.png')), state=dict(speed_mps=1., yaw_rad=0.))
+        frames = [dict(t=i, observations=obs(i),
                        expert=dict(waypoints=t[e * 5 + i].tolist())) for i in range(5)]
         doc = dict(episode_id=f'ep{e}', domain='toy', source='test', cameras=['front'],
                    waypoint_spec=dict(horizon_steps=8, dt=.5, frame='ego', units='m'), frames=frames)
         (tmp_path / 'episodes' / 'a' / f'ep{e}.json').write_text(json.dumps(doc))
-    r = _run([str(BIN / 'wrl_eval'), 'sft_predictions.json', '--targets', 'episodes/**/*.json', '--output', 'm.json'], tmp_path)
+    r = _run([str(BIN / 'wrl_eval'), 'sft_predictions.json', '--targets', 'episodes/**/*.json', '--output', 'm.json'],
+             tmp_path)
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / 'm.json').read_text())
     assert m['n_samples'] == 20 and m['targets']['n_matched'] == 20
     own = open_loop_metrics(read_predictions(tmp_path / 'sft_predictions.json').pred, t)
     assert m['ade'] == pytest.approx(own['ade'], abs=1e-3)
 
-def test_seed_episodes_shape_with_targets(tmp_path):
+def test_original_episodes_shape_with_targets(tmp_path):
     rng = np.random.default_rng(3); t = rng.normal(size=(6, 4, 2)); p = t + .5
-    (tmp_path / 'seed_preds.json').write_text(json.dumps({'episodes': [{'waypoints': w} for w in p.tolist()]}))
-    (tmp_path / 'seed_targets.json').write_text(json.dumps({'episodes': t.tolist()}))
-    r = _run([str(BIN / 'wrl_eval'), 'seed_preds.json', '--targets', 'seed_targets.json', '--output', 'm.json'], tmp_path)
+    (tmp_path / 'original_preds.json').write_text(json.dumps({'episodes': [{'waypoints': w} for w in p.tolist()]}))
+    (tmp_path / 'original_targets.json').write_text(json.dumps({'episodes': t.tolist()}))
+    r = _run([str(BIN / 'wrl_eval'), 'original_preds.json', '--targets', 'original_targets.json', '--output', 'm.json'],
+             tmp_path)
     assert r.returncode == 0, r.stderr
     assert 'paired by position' in r.stderr
     m = json.loads((tmp_path / 'm.json').read_text())
@@ -160,7 +168,8 @@ def test_cli_errors(tmp_path, monkeypatch, capsys, args, msg):
     good = json.loads((tmp_path / 'sft_predictions.json').read_text())
     (tmp_path / 'malformed.json').write_text('{"format": "waypoint_rl.predictions", ')
     d = json.loads(json.dumps(good)); del d['samples'][1]['pred']; (tmp_path / 'nofield.json').write_text(json.dumps(d))
-    d = json.loads(json.dumps(good)); d['samples'][2]['pred'] = d['samples'][2]['pred'][:3]; (tmp_path / 'shape.json').write_text(json.dumps(d))
+    d = json.loads(json.dumps(good)); d['samples'][2]['pred'] = d['samples'][2]['pred'][:3]
+    (tmp_path / 'shape.json').write_text(json.dumps(d))
     d = json.loads(json.dumps(good))
     for s in d['samples']: s['pred'], s['target'] = s['pred'][:4], s['target'][:4]
     (tmp_path / 'short.json').write_text(json.dumps(d))

@@ -1,10 +1,11 @@
-"Checkpoint safety (crafted malicious pickles, in fresh processes), the seed's policy call, input handling properties."
+"""Checkpoint safety (crafted malicious pickles, in fresh processes), the original module's policy call, the ego-state
+contract, input handling properties."""
 import os, pickle, subprocess, sys, textwrap
-from pathlib import Path
 import numpy as np, pytest, torch
 from hypothesis import given, settings, strategies as st
-from waypoint_rl.policy import (WaypointNet, WaypointNetConfig, DeltaHead, WaypointPolicyTorch, WaypointPolicyConfig,
-                                save_sft_checkpoint, save_delta_checkpoint, load_checkpoint, CheckpointError, to_image_batch)
+from waypoint_rl.policy import (WaypointNet, WaypointNetConfig, DeltaHead, WaypointPolicyTorch, save_sft_checkpoint,
+                                save_delta_checkpoint, load_checkpoint, CheckpointError, to_image_batch,
+                                encode_obs)
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
@@ -17,13 +18,15 @@ class _EvilExec:
     def __reduce__(self): return (exec, (f"open({str(self.marker)!r}, 'w').write('x')",))
 
 def _fresh(code, cwd):
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True, text=True, env=ENV, timeout=120)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True, text=True,
+                          env=ENV, timeout=120)
 
 @pytest.mark.parametrize("how", ["torch_zip", "raw_pickle", "exec_payload", "inside_state_dict"])
 def test_malicious_checkpoint_is_refused_in_a_fresh_process(tmp_path, how):
     marker = tmp_path/"PWNED"
     evil = tmp_path/"model.pt"
-    if how == "torch_zip": torch.save({"format": "waypoint_rl.checkpoint", "version": 1, "kind": "sft", "x": _Evil(marker)}, evil)
+    if how == "torch_zip":
+        torch.save({"format": "waypoint_rl.checkpoint", "version": 1, "kind": "sft", "x": _Evil(marker)}, evil)
     elif how == "raw_pickle": evil.write_bytes(pickle.dumps({"format": "waypoint_rl.checkpoint", "x": _Evil(marker)}))
     elif how == "exec_payload": torch.save([_EvilExec(marker)], evil)
     else:
@@ -46,7 +49,7 @@ def test_not_a_checkpoint(tmp_path):
     (tmp_path/"c.pt").write_bytes(b"")
     with pytest.raises(CheckpointError, match="c.pt"): load_checkpoint(tmp_path/"c.pt")
 
-def test_seed_readme_call_in_a_fresh_process(tmp_path):
+def test_original_readme_call_in_a_fresh_process(tmp_path):
     torch.manual_seed(0)
     net = WaypointNet(WaypointNetConfig(horizon_steps=8))
     save_sft_checkpoint(tmp_path/"model.pt", net)
@@ -91,3 +94,40 @@ def test_any_image_batch_becomes_model_input(b, h, w, nhwc, as_float, as_numpy):
     t = to_image_batch(a, 64)
     assert t.shape == (b, 3, 64, 64) and t.dtype == torch.float32
     assert float(t.min()) >= -1e-6 and float(t.max()) <= 1 + 1e-6
+
+def test_state_checkpoint_call_in_a_fresh_process(tmp_path):
+    torch.manual_seed(0)
+    net, dh = WaypointNet(), DeltaHead(128, 8, hidden=16, max_delta=1.0, state_dim=3)
+    with torch.no_grad(): dh.net[-1].weight.normal_()
+    save_delta_checkpoint(tmp_path/"final.pt", net, dh)
+    r = _fresh(f"""
+        import numpy as np, torch
+        from waypoint_rl.policy import WaypointPolicyTorch
+        from waypoint_rl.utils import UserError
+        policy = WaypointPolicyTorch(checkpoint={str(tmp_path/'final.pt')!r}, device="cpu")
+        images = np.zeros((2, 64, 64, 3), np.uint8); valid = np.array([True, False])
+        state = np.array([[5., .1, .2, 0.], [9., 0., 0., 1.]])
+        a = policy({{"front": images}}, image_valid={{"front": valid}}, state=state)
+        print(tuple(a.shape), policy.uses_state)
+        try: policy({{"front": images}}, image_valid={{"front": valid}})
+        except UserError as e: print("REFUSED", e)
+        """, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["(2, 8, 2) True",
+                                     "REFUSED this checkpoint's delta head uses the ego state: pass state=obs['state']"]
+
+@settings(max_examples=20, deadline=None)
+@given(b=st.integers(1, 5), valid=st.lists(st.booleans(), min_size=10, max_size=10), two=st.booleans())
+def test_encode_obs_is_bit_identical_to_the_wrapper(tmp_path_factory, b, valid, two):
+    torch.manual_seed(0)
+    cams = ["front", "side_left"] if two else ["front"]
+    path = tmp_path_factory.mktemp("p")/"m.pt"
+    save_sft_checkpoint(path, WaypointNet(WaypointNetConfig(cameras=cams, channels=[8, 8], z_dim=16, hidden=16)))
+    p = WaypointPolicyTorch(checkpoint=str(path), device="cpu")
+    rng = np.random.default_rng(b)
+    obs = {c: rng.integers(0, 256, (b, 64, 64, 3), dtype=np.uint8) for c in cams}
+    obs["image_valid"] = np.array(valid[:b*len(cams)]).reshape(b, len(cams))
+    want = p.z({c: obs[c] for c in cams}, {c: obs["image_valid"][:, i] for i, c in enumerate(cams)})
+    assert torch.equal(encode_obs(p.net, obs, cams, {}), want)
+    assert torch.equal(torch.from_numpy(p.act(obs)), p({c: obs[c] for c in cams},
+                                                       {c: obs["image_valid"][:, i] for i, c in enumerate(cams)}))

@@ -1,18 +1,18 @@
-"Tests of the generic PPO core (waypoint_rl.ppo_delta) that do not belong in the docs"
+"Tests of the generic PPO core (waypoint_rl.ppo) that do not belong in the docs"
 import math, sys
 import numpy as np, pytest, torch, torch.nn as nn
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from hypothesis import given, settings, strategies as st
-from waypoint_rl.ppo import (PPOConfig, PPOTrainer, MLPActorCritic, RolloutBuffer, JSONLLogger, compute_gae,
-                                   evaluate, ppo_train, plot_learning_curve, read_jsonl)
+from waypoint_rl.ppo import (PPOConfig, PPOTrainer, MLPActorCritic, JSONLLogger, compute_gae,
+                            evaluate, ppo_train, plot_learning_curve, read_jsonl)
 from waypoint_rl.utils import UserError, seed_everything
 
 torch.set_num_threads(1)
 
 # ---------------------------------------------------------------- a counting env with known episodes
 class CountEnv(gym.Env):
-    "obs = step counter k in the episode; reward k+1; episodes of `length` steps, alternately truncated (even) and terminated (odd)"
+    "obs = step counter k in the episode; reward k+1; `length` steps, alternately truncated (even), terminated (odd)"
     def __init__(self, length):
         self.length = length
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
@@ -43,7 +43,7 @@ def count_envs(mode):
     return SyncVectorEnv([lambda L=L: CountEnv(L) for L in LENGTHS], autoreset_mode=mode)
 
 def reference(mode, env, s, T_start, T, gamma, lam):
-    "(valid, advantage) of the transition at global vector step s of `env`, rollout rows [T_start, T_start+T), by direct summation"
+    "(valid, advantage) of the transition at global vector step s of `env`, rollout rows [T_start, T_start+T), summed"
     L = LENGTHS[env]
     cyc = L + 1 if mode == AutoresetMode.NEXT_STEP else L
     p, e = s % cyc, s // cyc
@@ -53,17 +53,18 @@ def reference(mode, env, s, T_start, T, gamma, lam):
     while True:
         v_next = 0. if (j + 1 == L and terminated) else float(j + 1)
         adv += (gamma*lam)**(j - k)*((j + 1) + gamma*v_next - j)
-        if j + 1 == L or s_j + 1 >= T_start + T: break            # episode end, or rollout end (bootstrap from V(next obs))
+        if j + 1 == L or s_j + 1 >= T_start + T: break            # episode end, or rollout end (bootstrap V(next obs))
         j, s_j = j + 1, s_j + 1
     return True, adv
 
 @pytest.mark.parametrize('mode', [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
 def test_gae_over_autoreset_modes(mode):
     gamma, lam, T = 0.9, 0.8, 7
-    cfg = PPOConfig(num_envs=3, num_steps=T, total_steps=3*T*2, num_minibatches=1, gamma=gamma, gae_lambda=lam, device='cpu')
+    cfg = PPOConfig(num_envs=3, num_steps=T, total_steps=3*T*2, num_minibatches=1, gamma=gamma, gae_lambda=lam,
+                    device='cpu')
     tr = PPOTrainer(count_envs(mode), CounterValueAgent(), cfg)
     all_returns = []
-    for it in range(2):                                            # two rollouts: episodes and reset steps cross the boundary
+    for it in range(2):                                     # two rollouts: episodes and reset steps cross the boundary
         roll = tr.collect()
         adv, ret = compute_gae(tr.buf.rewards, tr.buf.values, tr.buf.next_values(roll['last_value']),
                                tr.buf.terminated, tr.buf.dones, gamma, lam)
@@ -72,7 +73,8 @@ def test_gae_over_autoreset_modes(mode):
             for i in range(3):
                 valid, a = reference(mode, i, it*T + t, it*T, T, gamma, lam)
                 assert bool(tr.buf.valid[t, i]) == valid, (it, t, i)
-                if valid: assert math.isclose(adv[t, i].item(), a, rel_tol=1e-5, abs_tol=1e-5), (mode, it, t, i, adv[t, i].item(), a)
+                if valid:
+                    assert math.isclose(adv[t, i].item(), a, rel_tol=1e-5, abs_tol=1e-5), (mode, it, t, i, a)
         all_returns += list(zip(roll['returns'], roll['lengths']))
     # returns tracked from rewards: every finished episode of length L returned 1+...+L
     assert all_returns and all(r == l*(l + 1)/2 and l in LENGTHS for r, l in all_returns)
@@ -82,7 +84,8 @@ def test_same_step_missing_final_obs_is_an_error():
         def step(self, a):
             o, r, te, tr, info = super().step(a); info.pop('final_obs', None); return o, r, te, tr, info
     envs = NoFinal([lambda: CountEnv(2)], autoreset_mode=AutoresetMode.SAME_STEP)
-    tr = PPOTrainer(envs, CounterValueAgent(), PPOConfig(num_envs=1, num_steps=4, total_steps=4, num_minibatches=1, device='cpu'))
+    cfg = PPOConfig(num_envs=1, num_steps=4, total_steps=4, num_minibatches=1, device='cpu')
+    tr = PPOTrainer(envs, CounterValueAgent(), cfg)
     with pytest.raises(UserError, match="final_obs"): tr.collect()
 
 # ---------------------------------------------------------------- GAE against a direct sum (property)
@@ -188,7 +191,8 @@ def test_errors():
     with pytest.raises(UserError, match='no trainable parameters'):
         PPOTrainer(e, MLPActorCritic.from_envs(e).requires_grad_(False), small_cfg())
     class NoDet(CounterValueAgent): pass
-    with pytest.raises(UserError, match='deterministic_action'): evaluate(count_envs(AutoresetMode.NEXT_STEP), NoDet(), 2)
+    with pytest.raises(UserError, match='deterministic_action'):
+        evaluate(count_envs(AutoresetMode.NEXT_STEP), NoDet(), 2)
     with pytest.raises(UserError, match='DISABLED'):
         PPOTrainer(count_envs(AutoresetMode.DISABLED), CounterValueAgent(), small_cfg(num_envs=3))
 
@@ -196,6 +200,7 @@ def test_evaluate_counts_episodes_in_both_modes():
     for mode in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
         res = evaluate(count_envs(mode), CounterValueAgent(), n_episodes=5, deterministic=False, seed=0)
         assert len(res['returns']) == 5 and all(r == l*(l + 1)/2 for r, l in zip(res['returns'], res['lengths']))
+        assert res['goal_reached'] == [False]*5
 
 # ---------------------------------------------------------------- logs
 def test_logger_without_tensorboard_and_plot(tmp_path, monkeypatch):
@@ -212,7 +217,8 @@ def test_logger_without_tensorboard_and_plot(tmp_path, monkeypatch):
 
 def test_trainer_writes_jsonl(tmp_path):
     seed_everything(0); e = pendulum()
-    tr = ppo_train(e, MLPActorCritic.from_envs(e), small_cfg(), logger=JSONLLogger(tmp_path/'log.jsonl', tensorboard=False), progress=False)
+    lg = JSONLLogger(tmp_path/'log.jsonl', tensorboard=False)
+    tr = ppo_train(e, MLPActorCritic.from_envs(e), small_cfg(), logger=lg, progress=False)
     recs = read_jsonl(tmp_path/'log.jsonl')
     assert len(recs) == 2 and recs[-1]['global_step'] == 128 and recs == [
         {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in tr.history]

@@ -1,12 +1,13 @@
-"Tests of the residual-delta PPO (waypoint_rl.ppo_delta) that do not belong in the docs: the seed's command end to end, resume, error exits"
+"Tests of the residual-delta PPO (waypoint_rl.ppo_delta) outside the docs: the original command, resume, error exits"
 import os, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest, torch
 from hypothesis import given, settings, strategies as st
-from waypoint_rl.ppo_delta import (ResidualDeltaAgent, PPOConfig, PPOTrainer, make_residual_trainer, residual_env_config,
-                                   train_ppo_delta, read_jsonl, list_checkpoints, save_agent_checkpoint, wrl_ppo, _resume_from)
-from waypoint_rl.policy import (WaypointNet, WaypointNetConfig, WaypointPolicyTorch, WaypointPolicyConfig,
-                                save_sft_checkpoint, load_checkpoint)
+from waypoint_rl.ppo_delta import (ResidualDeltaAgent, PPOConfig, make_residual_trainer, residual_env_config,
+                                   train_ppo_delta, read_jsonl, list_checkpoints, save_agent_checkpoint, wrl_ppo,
+                                   _resume_from)
+from waypoint_rl.policy import (WaypointNet, WaypointNetConfig, WaypointPolicyTorch, save_sft_checkpoint,
+                                load_checkpoint)
 from waypoint_rl.env import ToyWaypointVecEnv, ToyWaypointConfig
 
 torch.set_num_threads(1)
@@ -27,30 +28,34 @@ def run(args, cwd, module=False):
     cmd = [sys.executable, '-m', 'waypoint_rl.ppo_delta', *args] if module else [str(BIN/'wrl_ppo'), *args]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=ENV, timeout=240)
 
-# ---------------------------------------------------------------- the seed's command
+# ---------------------------------------------------------------- the original module's command
 def test_seed_command_as_written(sft, tmp_path):
-    "the seed's exact command, on a tiny SFT model (its CNN is cheap, so 1000 episodes take seconds)"
-    r = run(['--sft-model', 'out/sft_waypoint_bc_torch_v0/model.pt', '--out-dir', 'out/rl_delta_waypoint_v0', '--episodes', '1000'], tmp_path)
+    "the original module's exact command, on a tiny SFT model (its CNN is cheap, so 1000 episodes take seconds)"
+    r = run(['--sft-model', 'out/sft_waypoint_bc_torch_v0/model.pt', '--out-dir', 'out/rl_delta_waypoint_v0',
+             '--episodes', '1000'], tmp_path)
     assert r.returncode == 0, r.stderr
     out = tmp_path/'out'/'rl_delta_waypoint_v0'
     names = {p.name for p in out.iterdir()}
     assert {'final.pt', 'train_log.jsonl', 'learning_curve.png'} <= names and list_checkpoints(out)
     recs = read_jsonl(out/'train_log.jsonl')
     assert recs[-1]['charts/total_episodes'] >= 1000 and recs[-2]['charts/total_episodes'] < 1000
-    for k in ('charts/episodic_return', 'charts/SPS', 'losses/approx_kl', 'losses/clipfrac', 'charts/goal_rate'): assert k in recs[-1]
+    for k in ('charts/episodic_return', 'charts/SPS', 'losses/approx_kl', 'losses/clipfrac', 'charts/goal_rate'):
+        assert k in recs[-1]
     ck = torch.load(out/'final.pt', weights_only=True)                      # plain data only
     assert ck['kind'] == 'delta' and ck['step'] == recs[-1]['global_step']
     assert 'wrote' in r.stdout
 
 def test_python_m_and_tiny_budget(sft, tmp_path):
-    r = run(['--sft-model', str(sft), '--out-dir', 'rl', '--total-steps', '128', *SMALL, '--checkpoint-every', '64'], tmp_path, module=True)
+    r = run(['--sft-model', str(sft), '--out-dir', 'rl', '--total-steps', '128', *SMALL, '--checkpoint-every', '64'],
+            tmp_path, module=True)
     assert r.returncode == 0, r.stderr
     assert [p.name for p in list_checkpoints(tmp_path/'rl')] == ['checkpoint_64.pt', 'checkpoint_128.pt']
 
 def test_help_documents_every_flag(tmp_path):
     r = run(['-h'], tmp_path)
     assert r.returncode == 0
-    for f in ('--sft-model', '--out-dir', '--episodes', '--total-steps', '--num-envs', '--seed', '--device', '--dynamics-shift',
+    for f in ('--sft-model', '--out-dir', '--episodes', '--total-steps', '--num-envs', '--seed', '--device',
+              '--dynamics-shift',
               '--checkpoint-every', '--resume', '--overwrite', '--max-delta', '--threads', '--lr', '--max-seconds'):
         assert f in r.stdout, f
 
@@ -68,11 +73,13 @@ def bad_inputs(tmp_path, monkeypatch):
     (['--sft-model', 'notes.txt'], '--sft-model: notes.txt: '),
     (['--sft-model', 'delta.pt'], "is a 'delta' checkpoint"),
     (['--sft-model', 'sft.pt', '--num-envs', '0'], 'num_envs (--num-envs) must be >= 1'),
-    (['--sft-model', 'sft.pt', '--episodes', '0'], '--episodes: must be >= 1'),
+    (['--sft-model', 'sft.pt', '--episodes', '0'], 'episodes (--episodes): must be >= 1'),
     (['--sft-model', 'sft.pt', '--total-steps', '10'], 'is less than one rollout'),
-    (['--sft-model', 'sft.pt', '--dynamics-shift', 'ice'], "--dynamics-shift: unknown preset 'ice'"),
+    (['--sft-model', 'sft.pt', '--dynamics-shift', 'ice'], "unknown preset 'ice'"),
     (['--sft-model', 'sft.pt', '--device', 'tpu'], "--device"),
-    (['--sft-model', 'sft.pt', '--max-delta', '-1'], "--max-delta: must be > 0"),
+    (['--sft-model', 'sft.pt', '--max-delta', '-1'], "max_delta (--max-delta): must be > 0"),
+    (['--sft-model', 'sft.pt', '--init-std', '0'], "init_std (--init-std): must be > 0"),
+    (['--sft-model', 'sft.pt', '--threads', '-1'], "threads (--threads): must be >= 0"),
     (['--sft-model', 'sft.pt', '--resume'], '--resume: no checkpoint_<step>.pt'),
 ])
 def test_bad_input_is_one_line_exit_2(bad_inputs, capsys, args, msg):
@@ -83,7 +90,8 @@ def test_bad_input_is_one_line_exit_2(bad_inputs, capsys, args, msg):
 
 def test_bad_input_exit_code_of_the_console_script(bad_inputs):
     r = run(['--sft-model', 'delta.pt'], bad_inputs)
-    assert r.returncode == 2 and r.stderr.strip().startswith('error: --sft-model delta.pt') and r.stderr.count('\n') == 1, r.stderr
+    assert r.returncode == 2 and r.stderr.count('\n') == 1, r.stderr
+    assert r.stderr.strip().startswith('error: --sft-model delta.pt'), r.stderr
 
 # ---------------------------------------------------------------- the agent
 def test_zero_init_mean_is_exactly_sft(sft):
@@ -92,13 +100,15 @@ def test_zero_init_mean_is_exactly_sft(sft):
     for _ in range(3): obs, *_ = env.step(np.tile(np.linspace(2, 16, 8)[:, None]*[1, 0.05], (5, 1, 1)))
     agent = ResidualDeltaAgent(WaypointPolicyTorch(checkpoint=str(sft), device='cpu').net)
     f = agent.encode(obs)
-    ref = WaypointPolicyTorch(checkpoint=str(sft), device='cpu')({'front': obs['front']}, image_valid={'front': obs['image_valid'][:, 0]})
+    pol = WaypointPolicyTorch(checkpoint=str(sft), device='cpu')
+    ref = pol({'front': obs['front']}, image_valid={'front': obs['image_valid'][:, 0]})
     assert torch.equal(torch.as_tensor(agent.env_action(agent.deterministic_action(f), f)), ref)
 
 @settings(max_examples=25, deadline=None)
 @given(st.floats(0.1, 20), st.floats(-100, 100))
 def test_env_action_is_bounded(max_delta, value):
-    agent = ResidualDeltaAgent(tiny_net(), max_delta=max_delta, action_low=np.full((8, 2), -30.), action_high=np.full((8, 2), 30.))
+    agent = ResidualDeltaAgent(tiny_net(), max_delta=max_delta, action_low=np.full((8, 2), -30.),
+                               action_high=np.full((8, 2), 30.))
     sft = torch.linspace(-40, 40, 16).view(1, 8, 2)
     w = agent.env_action(torch.full((1, 16), value), {'z': torch.zeros(1, 16), 'sft': sft})
     d = w - sft.numpy()
@@ -133,33 +143,42 @@ def test_frozen_sft_and_one_encoder_call_per_observation():
     assert not torch.equal(tr.agent.delta.net[-1].weight, torch.zeros_like(tr.agent.delta.net[-1].weight))
 
 def test_resume_restores_step_and_optimizer(sft, tmp_path):
-    kw = dict(total_steps=256, num_envs=4, num_steps=16, num_minibatches=4, checkpoint_every=0, seed=4, show_progress=False)
+    kw = dict(total_steps=256, num_envs=4, num_steps=16, num_minibatches=4, checkpoint_every=0, seed=4,
+              show_progress=False)
     a = train_ppo_delta(sft, tmp_path/'r', callback=lambda t, rec: t.iteration == 2, **kw)
     assert a['global_step'] == 128
     live = a['agent']
     ck = load_checkpoint(tmp_path/'r'/'checkpoint_128.pt', 'delta')
     net = WaypointPolicyTorch(checkpoint=str(sft), device='cpu').net
-    tr = make_residual_trainer(net, PPOConfig(num_envs=4, num_steps=16, total_steps=256, num_minibatches=4, seed=4, device='cpu'),
+    tr = make_residual_trainer(net, PPOConfig(num_envs=4, num_steps=16, total_steps=256, num_minibatches=4, seed=4,
+                                              device='cpu'),
                                residual_env_config(net))
-    _resume_from(tmp_path/'r'/'checkpoint_128.pt', tr.agent, tr, ck['state_dicts']['run'], tmp_path/'r'/'train_log.jsonl')
+    _resume_from(tmp_path/'r'/'checkpoint_128.pt', tr.agent, tr, ck['state_dicts']['run'],
+                 tmp_path/'r'/'train_log.jsonl')
     assert (tr.iteration, tr.global_step) == (2, 128)
     for p, q in zip(live.parameters(), tr.agent.parameters()): assert torch.equal(p, q)
     s1 = ck['state_dicts']['trainer']['optimizer']['state']; s2 = tr.optimizer.state_dict()['state']
-    assert s1.keys() == s2.keys() and all(torch.equal(s1[k][n], s2[k][n]) for k in s1 for n in ('step', 'exp_avg', 'exp_avg_sq'))
+    assert s1.keys() == s2.keys()
+    assert all(torch.equal(s1[k][n], s2[k][n]) for k in s1 for n in ('step', 'exp_avg', 'exp_avg_sq'))
     b = train_ppo_delta(sft, tmp_path/'r', resume=True, **kw)
-    assert [r['iteration'] for r in b['history']] == [1, 2, 3, 4] and [r['global_step'] for r in b['history']] == [64, 128, 192, 256]
+    assert [r['iteration'] for r in b['history']] == [1, 2, 3, 4]
+    assert [r['global_step'] for r in b['history']] == [64, 128, 192, 256]
     assert b['global_step'] == 256 and load_checkpoint(b['final'])['state_dicts']['trainer']['iteration'] == 4
-    # the resumed optimizer continued from the saved moments: 2 more iterations of 4 epochs x 4 minibatches = 32 -> 64 Adam steps
+    # the resumed optimizer continued from the saved moments: 2 more iterations of 4 epochs x 4 minibatches,
+    # 32 -> 64 Adam steps
     assert {int(v['step']) for v in s1.values()} == {32}
-    assert {int(v['step']) for v in load_checkpoint(b['final'])['state_dicts']['trainer']['optimizer']['state'].values()} == {64}
+    final_opt = load_checkpoint(b['final'])['state_dicts']['trainer']['optimizer']
+    assert {int(v['step']) for v in final_opt['state'].values()} == {64}
 
 def test_threads_restored_and_checkpoint_policy(sft, tmp_path):
     torch.set_num_threads(1); before = torch.get_num_threads()
-    r = train_ppo_delta(sft, tmp_path/'t', total_steps=64, num_envs=4, num_steps=16, num_minibatches=2, threads=2, show_progress=False)
+    r = train_ppo_delta(sft, tmp_path/'t', total_steps=64, num_envs=4, num_steps=16, num_minibatches=2, threads=2,
+                        show_progress=False)
     assert torch.get_num_threads() == before
     pol = WaypointPolicyTorch(checkpoint=str(r['final']), device='cpu')
     obs, _ = ToyWaypointVecEnv(3, ToyWaypointConfig(dynamics_shift='shift'), copy=False).reset(seed=7)
     p = pol.parts({'front': obs['front']})
     f = r['agent'].encode(obs)
-    torch.testing.assert_close(p['waypoints'], torch.as_tensor(r['agent'].env_action(r['agent'].deterministic_action(f), f)))
+    a = r['agent']
+    torch.testing.assert_close(p['waypoints'], torch.as_tensor(a.env_action(a.deterministic_action(f), f)))
     torch.testing.assert_close(p['delta'], r['agent'].delta(f['z']).detach())

@@ -1,4 +1,4 @@
-"`wrl_select` end to end in a temp dir with the seed's command line, in fresh processes."
+"`wrl_select` end to end in a temp dir with the original module's command line, in fresh processes."
 import json, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest, torch
@@ -10,7 +10,7 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope='module')
 def run_dir(tmp_path_factory):
-    "out/episodes (3 expert episodes) and out/rl_delta_waypoint_v0/checkpoint_*.pt: one SFT + delta heads of different quality"
+    "out/episodes (3 expert episodes), out/rl_delta_waypoint_v0/checkpoint_*.pt: one SFT, delta heads of varied quality"
     d = tmp_path_factory.mktemp('sel'); out = d / 'out'
     write_expert_episodes(out / 'episodes' / 'toy', episodes=3, seed=0, show_progress=False)
     eps = load_episodes(str(out / 'episodes' / '**' / '*.json'))
@@ -29,17 +29,19 @@ def run_dir(tmp_path_factory):
     truth = {}
     for p in sorted(run.glob('checkpoint_*.pt')):
         if 'broken' in p.name: continue
-        w = WaypointPolicyTorch(WaypointPolicyConfig(checkpoint=str(p), device='cpu'))({'front': ds.images[:, 0]}).numpy()
+        pol = WaypointPolicyTorch(WaypointPolicyConfig(checkpoint=str(p), device='cpu'))
+        w = pol({'front': ds.images[:, 0]}).numpy()
         truth[p.name] = float(np.linalg.norm(w - ds.waypoints.numpy(), axis=-1).mean())
     return d, truth
 
 def _run(args, cwd):
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
 
-def test_seed_select_command(run_dir):
+def test_original_select_command(run_dir):
     d, truth = run_dir
-    r = _run([str(BIN / 'wrl_select'), '--checkpoints', 'out/rl_delta_waypoint_v0/checkpoint_*.pt', '--eval-data', 'out/episodes/**/*.json',
-              '--metric', 'ade', '--output-best', 'out/rl_delta_waypoint_v0/best.pt', '--json-output', 'sel.json', '--device', 'cpu'], d)
+    r = _run([str(BIN / 'wrl_select'), '--checkpoints', 'out/rl_delta_waypoint_v0/checkpoint_*.pt',
+              '--eval-data', 'out/episodes/**/*.json', '--metric', 'ade',
+              '--output-best', 'out/rl_delta_waypoint_v0/best.pt', '--json-output', 'sel.json', '--device', 'cpu'], d)
     assert r.returncode == 0, r.stderr
     best = min(truth, key=truth.get)
     assert best == 'checkpoint_002.pt'                       # the full correction
@@ -54,8 +56,10 @@ def test_seed_select_command(run_dir):
 
 def test_python_m_json_stdout_and_top_k(run_dir):
     d, truth = run_dir
-    r = _run([sys.executable, '-m', 'waypoint_rl.selection', '--checkpoints', 'out/rl_delta_waypoint_v0/checkpoint_*.pt',
-              '--eval-data', 'out/episodes/**/*.json', '--metric', 'combined', '--top-k', '2', '--json-output', '-', '--device', 'cpu'], d)
+    r = _run([sys.executable, '-m', 'waypoint_rl.selection',
+              '--checkpoints', 'out/rl_delta_waypoint_v0/checkpoint_*.pt',
+              '--eval-data', 'out/episodes/**/*.json', '--metric', 'combined', '--top-k', '2', '--json-output', '-',
+              '--device', 'cpu'], d)
     assert r.returncode == 0, r.stderr
     sel = json.loads(r.stdout)
     assert len(sel['ranking']) == 2 and sel['n_evaluated'] == 5 and sel['metric'] == 'combined'
@@ -76,4 +80,6 @@ def test_errors(run_dir, args, msg):
 def test_help_lists_every_flag(run_dir):
     d, _ = run_dir
     h = _run([str(BIN / 'wrl_select'), '-h'], d).stdout
-    for f in ('--checkpoints', '--eval-data', '--metric', '--top-k', '--json-output', '--output-best', '--closed-loop-episodes'): assert f in h
+    for f in ('--checkpoints', '--eval-data', '--metric', '--top-k', '--json-output', '--output-best',
+              '--closed-loop-episodes'):
+        assert f in h

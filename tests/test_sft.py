@@ -1,4 +1,5 @@
-"`wrl_sft` end to end in temp dirs (fresh processes): the seed's command as written, `python -m`, every bad-input path."
+"""`wrl_sft` end to end in temp dirs (fresh processes): the original module's command as written, `python -m`,
+every bad-input path."""
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest, torch
@@ -8,7 +9,7 @@ from waypoint_rl.policy import WaypointPolicyTorch, WaypointPolicyConfig, load_c
 
 BIN = Path(sys.executable).parent
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
-SEED_CMD = ["--episodes-glob", "out/episodes/**/*.json", "--batch-size", "32", "--num-steps", "200"]
+ORIGINAL_CMD = ["--episodes-glob", "out/episodes/**/*.json", "--batch-size", "32", "--num-steps", "200"]
 
 def run(args, cwd, module=False):
     cmd = [sys.executable, "-m", "waypoint_rl.sft", *args] if module else [str(BIN/"wrl_sft"), *args]
@@ -17,7 +18,8 @@ def run(args, cwd, module=False):
 @pytest.fixture(scope="module")
 def episodes(tmp_path_factory):
     d = tmp_path_factory.mktemp("data")
-    write_expert_episodes(d/"out"/"episodes", 5, seed=0, config=ToyWaypointConfig(route_length=40.0), show_progress=False)
+    write_expert_episodes(d/"out"/"episodes", 5, seed=0, config=ToyWaypointConfig(route_length=40.0),
+                          show_progress=False)
     return d
 
 def _one_line_error(r, *needles):
@@ -26,9 +28,9 @@ def _one_line_error(r, *needles):
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     for n in needles: assert n in lines[0], lines[0]
 
-def test_seed_command_as_written(episodes, tmp_path):
+def test_original_command_as_written(episodes, tmp_path):
     shutil.copytree(episodes/"out", tmp_path/"out")
-    r = run(SEED_CMD, tmp_path)
+    r = run(ORIGINAL_CMD, tmp_path)
     assert r.returncode == 0, r.stderr
     out = tmp_path/"out"/"sft_waypoint_bc_torch_v0"
     assert sorted(p.name for p in out.iterdir()) == ["loss_curve.png", "model.pt", "split.json", "train_log.jsonl"]
@@ -46,7 +48,8 @@ def test_seed_command_as_written(episodes, tmp_path):
 
 def test_python_dash_m_and_flags(episodes, tmp_path):
     r = run(["--episodes-glob", str(episodes/"out/episodes/*.json"), "--batch-size", "4", "--num-steps", "3",
-             "--out-dir", "m", "--lr", "1e-3", "--seed", "3", "--val-frac", "0.4", "--device", "cpu"], tmp_path, module=True)
+             "--out-dir", "m", "--lr", "1e-3", "--seed", "3", "--val-frac", "0.4", "--device", "cpu"],
+            tmp_path, module=True)
     assert r.returncode == 0, r.stderr
     split = json.loads((tmp_path/"m"/"split.json").read_text())
     assert (len(split["train"]), len(split["val"]), split["seed"]) == (3, 2, 3)
@@ -55,11 +58,22 @@ def test_python_dash_m_and_flags(episodes, tmp_path):
 def test_help_lists_every_flag(tmp_path):
     r = run(["-h"], tmp_path)
     assert r.returncode == 0
-    for f in ("--episodes-glob", "--batch-size", "--num-steps", "--out-dir", "--lr", "--seed", "--val-frac", "--device"):
+    for f in ("--episodes-glob", "--batch-size", "--num-steps", "--out-dir", "--lr", "--seed", "--val-frac", "--device",
+              "--threads", "--no-cache", "--quiet", "--z-dim", "--weight-decay", "--eval-every"):
         assert f in r.stdout
+    threads = r.stdout.split("\n  --threads THREADS")[1].split("\n  --")[0]
+    assert "CPU threads for torch" in threads and "(default: 1)" in threads
+
+def test_flags_are_train_sft_parameters():
+    import inspect
+    from waypoint_rl.sft import wrl_sft, train_sft
+    flags = set(inspect.signature(wrl_sft.func).parameters) - {"kwargs"}
+    assert flags - set(inspect.signature(wrl_sft.func.__delwrap__).parameters) == set(wrl_sft.cli_only)
+    assert wrl_sft.func.__delwrap__ is train_sft
 
 def test_empty_glob(tmp_path):
-    _one_line_error(run(["--episodes-glob", "nothing/**/*.json", "--num-steps", "2"], tmp_path), "nothing/**/*.json", "no files match")
+    _one_line_error(run(["--episodes-glob", "nothing/**/*.json", "--num-steps", "2"], tmp_path),
+                    "nothing/**/*.json", "no files match")
     assert not (tmp_path/"out").exists()
 
 def _bad_copy(episodes, tmp_path, edit):
@@ -75,15 +89,18 @@ def test_bad_input_names_file_and_leaves_no_model(episodes, tmp_path, case):
         if case == "unreadable": f.chmod(0o000)
         elif case == "binary": f.write_bytes(b"\xff\xfe\x00garbage")
         elif case == "wrong_count": d["frames"][4]["expert"]["waypoints"].pop(); f.write_text(json.dumps(d))
-        elif case == "corrupt_png": (f.parent/d["frames"][2]["observations"]["cameras"]["front"]["image_path"]).write_bytes(b"\x89PNG garbage")
+        elif case == "corrupt_png":
+            png = f.parent/d["frames"][2]["observations"]["cameras"]["front"]["image_path"]
+            png.write_bytes(b"\x89PNG garbage")
         elif case == "not_json": f.write_text(f.read_text()[:-20])
         elif case == "missing_field": del d["frames"][1]["observations"]["state"]; f.write_text(json.dumps(d))
     f = _bad_copy(episodes, tmp_path, edit)
     if case == "unreadable" and os.access(f, os.R_OK): f.chmod(0o644); pytest.skip("root can read a 000 file")
     old = tmp_path/"out/sft_waypoint_bc_torch_v0/model.pt"
     old.parent.mkdir(parents=True); old.write_bytes(b"previous model")
-    r = run(SEED_CMD[:-1] + ["5"], tmp_path)
-    need = {"unreadable": "cannot read", "binary": "cannot read", "wrong_count": "frame 4: expert.waypoints has 7 points, expected 8",
+    r = run(ORIGINAL_CMD[:-1] + ["5"], tmp_path)
+    need = {"unreadable": "cannot read", "binary": "cannot read",
+            "wrong_count": "frame 4: expert.waypoints has 7 points, expected 8",
             "corrupt_png": "frame 2: camera front: cannot decode image", "not_json": "not valid JSON",
             "missing_field": "frame 1: observations.state.speed_mps missing"}[case]
     _one_line_error(r, "toy_000002.json", need)
@@ -92,7 +109,7 @@ def test_bad_input_names_file_and_leaves_no_model(episodes, tmp_path, case):
 
 @pytest.mark.parametrize("args, msg", [(["--batch-size", "0"], "--batch-size"), (["--num-steps", "-1"], "--num-steps"),
                                        (["--lr", "0"], "--lr"), (["--val-frac", "1"], "--val-frac"),
-                                       (["--device", "warp9"], "--device")])
+                                       (["--device", "warp9"], "--device"), (["--z-dim", "0"], "z_dim (--z-dim)")])
 def test_bad_flags(episodes, tmp_path, args, msg):
     _one_line_error(run(["--episodes-glob", str(episodes/"out/episodes/*.json"), *args], tmp_path), msg)
     assert not (tmp_path/"out").exists()

@@ -6,10 +6,11 @@
    `#| hide` cells gone and `show_doc` cells re-run into markdown API sections (other outputs are the
    ones saved in the notebook).
 2. `convert_nb` turns each processed notebook into a plain MyST notebook in `_proc/_src/` (front matter ->
-   title + lead paragraph, `#| echo: false` -> `hide-input` tag, `show_doc` output -> markdown, Quarto callouts
-   -> admonitions, Quarto-only syntax stripped, nbdev's absolute doc links -> links between the local pages).
-3. Sphinx + myst-nb (execution off) + sphinx-book-theme with `-W` builds `_proc/_html`, which then replaces `_docs/`
-   (a failed build leaves the previous `_docs/` alone). Configuration: `docs/conf.py`.
+   title + lead paragraph, `#| echo: false` -> `hide-input` tag, `show_doc` output -> markdown with its
+   `[source]` link, nbdev's absolute doc links and links to notebooks -> links between the local pages).
+   The notebooks write plain markdown: Quarto-only syntax (callouts, divs, shortcodes) is not converted.
+3. Sphinx + myst-nb (execution off) + sphinx-book-theme with `-W` builds `_proc/_html`, which then replaces
+   `_docs/` (a failed build leaves the previous `_docs/` alone). Configuration: `docs/conf.py`.
 """
 import argparse, configparser, json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
@@ -17,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_SUFFIXES = {'.ipynb', '.md', '.rst', '.txt', '.py'}   # never copied into the Sphinx source folder as assets
 SKIP_ASSETS = {'_quarto.yml', '_brand.yml', 'sidebar.yml', 'nbdev.yml', 'custom.yml', 'styles.css'}
-CALLOUTS = {'note', 'tip', 'warning', 'important', 'caution'}
 
-class DocsError(Exception): "A notebook or the configuration cannot be turned into the site (message names the file)"
+class DocsError(Exception):
+    "A notebook or the configuration cannot be turned into the site (message names the file)"
 
 def _src(cell): return ''.join(cell['source']) if isinstance(cell['source'], list) else cell['source']
 def _lines(s): return s.splitlines(keepends=True)
@@ -45,7 +46,7 @@ def front_matter(nb, path='notebook'):
     return {}
 
 def page_name(nb_rel:Path, fm:dict|None=None)->str:
-    "The site page (no `.html`) for a notebook path relative to `nbs/`: nbdev's `output-file`, else the name without its number"
+    "The site page (no `.html`) for a notebook path relative to `nbs/`: nbdev's `output-file`, else the unnumbered name"
     out = (fm or {}).get('output-file')
     name = Path(str(out)).with_suffix('').name if out else re.sub(r'^\d+[a-z]?_', '', Path(nb_rel).stem)
     return str(Path(nb_rel).parent/name)
@@ -54,17 +55,6 @@ def page_name(nb_rel:Path, fm:dict|None=None)->str:
 
 _re_fence = re.compile(r'^\s*(`{3,}|~{3,})')
 _re_heading = re.compile(r'^(#{1,6})(\s+.*)$')
-_re_div_open = re.compile(r'^(:{3,})\s*\{([^}]*)\}\s*$')
-_re_div_close = re.compile(r'^(:{3,})\s*$')
-_re_shortcode = re.compile(r'\{\{<.*?>\}\}')
-_re_attr_after = re.compile(r'(\]\([^)\s]*(?:\s+"[^"]*")?\))\{[^}\n]*\}')     # [text](url){...}
-_re_span = re.compile(r'\[([^\]\n]*)\]\{[^}\n]*\}')                         # [text]{.class}
-
-def _parse_attrs(s):
-    "Quarto attributes `{.cls #id key='v'}` -> (classes, attrs)"
-    classes = re.findall(r'(?:^|\s)\.([\w-]+)', s)
-    attrs = dict(re.findall(r'([\w-]+)\s*=\s*"([^"]*)"', s)) | dict(re.findall(r'([\w-]+)\s*=\s*([^\s"]+)', s))
-    return classes, attrs
 
 def _outside_fences(text, fn, inside=lambda t: t):
     "Apply `fn` to each run of lines outside code fences (and `inside` to each fence's body)"
@@ -81,38 +71,11 @@ def _outside_fences(text, fn, inside=lambda t: t):
     out.append(fn(''.join(buf)) if fence is None else inside(''.join(buf)))
     return ''.join(out)
 
-def convert_divs(text):
-    "Quarto `:::{.callout-*}` -> MyST admonitions; other Quarto divs (`.column-margin`, ...) keep only their content"
-    out, stack = [], []
-    for l in _lines(text):
-        m, c = _re_div_open.match(l.rstrip('\n')), _re_div_close.match(l.rstrip('\n'))
-        if m:
-            classes, attrs = _parse_attrs(m.group(2))
-            kinds = [k[len('callout-'):] for k in classes if k.startswith('callout-')]
-            if kinds or m.group(2).strip().startswith('.'):
-                if kinds:
-                    kind = kinds[0] if kinds[0] in CALLOUTS else 'note'
-                    title = attrs.get('title')
-                    head = f"{m.group(1)}{{admonition}} {title}\n:class: {kind}\n" if title else f"{m.group(1)}{{{kind}}}\n"
-                    out.append(head); stack.append(True)
-                else: stack.append(False)
-                continue
-        if c and stack:
-            if stack.pop(): out.append(c.group(1) + '\n')
-            continue
-        out.append(l)
-    if stack: out.append('\n' + ''.join(':::\n' for keep in stack if keep))
-    return ''.join(out)
-
-def _callout_titles(text):
-    "A callout whose first line is a `## Heading` uses it as the admonition's title (Quarto's way)"
-    return re.sub(r'^(:{3,})\{(note|tip|warning|important|caution)\}\n\s*#{1,6}\s+([^\n]+)\n',
-                  lambda m: f"{m.group(1)}{{admonition}} {m.group(3).strip()}\n:class: {m.group(2)}\n", text, flags=re.M)
-
 class LinkMap:
-    "Links to pages: nbdev's absolute doc links (`doc_host` + `doc_baseurl` + `/page.html#anchor`) and links to notebooks (`02_policy.ipynb#speed`)"
+    "Links to pages: nbdev's doc links (`doc_host` + `doc_baseurl` + `/page.html#anchor`), links to notebooks"
     def __init__(self, settings, pages:dict, anchors:dict|None=None, notebooks:dict|None=None):
-        # pages: page -> its file in `_src` ('utils' -> 'utils.ipynb'); anchors: page -> heading ids; notebooks: 'nbs'-relative path -> page
+        # pages: page -> its file in `_src` ('utils' -> 'utils.ipynb'); anchors: page -> heading ids;
+        # notebooks: 'nbs'-relative path -> page ('04_policy.ipynb' -> 'policy', so '04_policy.ipynb#speed' works)
         host, base = settings.get('doc_host', '').rstrip('/'), settings.get('doc_baseurl', '').strip('/')
         self.prefixes = [f"{host}/{base}/" if base else f"{host}/"] if host else []
         self.pages, self.anchors, self.notebooks = pages, anchors, notebooks or {}
@@ -129,11 +92,12 @@ class LinkMap:
     def __call__(self, url:str, text:str='')->str:
         page, anchor = self._page(url)
         if page not in self.pages: return url
-        if anchor and self.anchors is not None and anchor not in self.anchors.get(page, ()) and re.fullmatch(r'`[^`]+`', text):
+        known = self.anchors.get(page, ()) if self.anchors is not None else None
+        if anchor and known is not None and anchor not in known and re.fullmatch(r'`[^`]+`', text):
             # nbdev links every backticked symbol it knows, also those without a show_doc section (private
-            # helpers, methods): point at the class's section, else at the page
+            # functions, methods): point at the class's section, else at the page
             parts = anchor.split('.')
-            anchor = next(('.'.join(parts[:i]) for i in range(len(parts)-1, 0, -1) if '.'.join(parts[:i]) in self.anchors[page]), '')
+            anchor = next(('.'.join(parts[:i]) for i in range(len(parts)-1, 0, -1) if '.'.join(parts[:i]) in known), '')
         return self.pages[page] + (f'#{anchor}' if anchor else '')
 
 def _rewrite_links(text, links:LinkMap):
@@ -156,19 +120,16 @@ def heading_ids(cells)->set:
         if c['cell_type'] == 'markdown': _outside_fences(_src(c), grab)
     return ids
 
-def _strip_quarto_inline(text):
-    text = _re_shortcode.sub('', text)
-    text = re.sub(r'(\[source\]\()([^)\s]+)\)\{[^}\n]*\}', r'<a class="nbdev-source" href="\2">source</a>', text)
-    text = _re_attr_after.sub(r'\1', text)
-    text = re.sub(r'(!\[[^\]\n]*\]\([^)\n]*\))\{[^}\n]*\}', r'\1', text)
-    return _re_span.sub(r'\1', text)
+def _source_links(text):
+    "nbdev's `[source](url){target=...}` after a `show_doc` heading -> a plain link the CSS floats right"
+    return re.sub(r'\[source\]\(([^)\s]+)\)\{[^}\n]*\}', r'<a class="nbdev-source" href="\1">source</a>', text)
 
 def rewrite_markdown(text, links:LinkMap|None=None):
-    "Quarto/nbdev markdown -> MyST markdown (outside code fences)"
+    "nbdev markdown -> MyST markdown (outside code fences): `[source]` links, links between the pages"
     def fn(t):
-        t = _strip_quarto_inline(convert_divs(t))
+        t = _source_links(t)
         return _rewrite_links(t, links) if links else t
-    return _callout_titles(_outside_fences(text, fn))
+    return _outside_fences(text, fn)
 
 def normalise_headings(cells, top=1):
     "Clamp heading levels so none skips a level (Sphinx warns on `#` -> `###`); only `top` may be level 1"
@@ -240,7 +201,8 @@ def convert_cell(cell, links:LinkMap|None=None):
     if not body.strip():
         if not outs or 'remove-output' in tags: return []
         tags = ['remove-input'] + [x for x in tags if x != 'hide-input']
-    new = {'cell_type': 'code', 'execution_count': cell.get('execution_count'), 'metadata': {}, 'outputs': outs, 'source': body}
+    new = {'cell_type': 'code', 'execution_count': cell.get('execution_count'), 'metadata': {}, 'outputs': outs,
+           'source': body}
     if tags: new['metadata']['tags'] = tags
     return [new]
 
@@ -275,21 +237,21 @@ def _docs_eval(cell):
     if all(isinstance(t, (ast.Import, ast.ImportFrom)) for t in trees): return True
     return P._show_docs(trees)
 
-def process_notebooks(root=ROOT, n_workers=None):
+def process_notebooks(root=ROOT):
     "nbdev's own processing (show_doc, hide, front matter) of every notebook into `_proc/`"
     from nbdev.serve import proc_nbs
     from nbdev.config import get_config
     from nbdev import processors
     processors._do_eval = _docs_eval      # in this process only: so no worker processes below
-    n = n_workers or min(2, os.cpu_count() or 1)
     cwd = os.getcwd(); os.chdir(root)     # nbdev finds settings.ini from the working directory...
     get_config.cache_clear()              # ...and caches it: another root in this process must not reuse it
     try: return Path(proc_nbs(force=True, n_workers=0)).resolve()
     except Exception as e:
         cause = re.search(r'^(\w*(?:Error|Exception|Exit)\b.*)$', str(e.__cause__ or e.__context__ or ''), re.M)
-        msg = f"nbdev processing failed{_which_nb(root, str(e))}: {str(e).strip()}" + (f"\n-> {cause.group(1)}" if cause else '')
+        msg = f"nbdev processing failed{_which_nb(root, str(e))}: {str(e).strip()}"
+        if cause: msg += f"\n-> {cause.group(1)}"
         if re.search(r'^\s*(import|from)\s+\S', str(e), re.M):
-            msg += ("\nhint: nbdev's docs processing runs every cell that contains an import (and show_doc/export cells),"
+            msg += ("\nhint: the docs processing runs the cells of nothing but imports (and show_doc/export cells),"
                     " nothing else; keep imports in their own cell, apart from code that needs earlier cells")
         raise DocsError(msg) from e
     finally: os.chdir(cwd); get_config.cache_clear()
@@ -315,7 +277,7 @@ def collect(proc:Path):
     return sorted(nbs, key=lambda p: (p.relative_to(proc) != Path('index.ipynb'), _natural(str(p.relative_to(proc)))))
 
 def write_sources(proc:Path, src:Path, settings:dict):
-    "Convert every processed notebook into `src` (a fresh folder) plus the assets beside them; returns [(nb, page, title)]"
+    "Convert every processed notebook into `src` (a fresh folder), with the assets beside them; [(nb, page, title)]"
     if src.exists(): shutil.rmtree(src)
     src.mkdir(parents=True)
     entries, pages = [], {}
@@ -329,13 +291,15 @@ def write_sources(proc:Path, src:Path, settings:dict):
         pages[page] = (rel, nb, fm)
     if 'index' not in pages: raise DocsError("nbs/index.ipynb: missing (it is the site's home page)")
     anchors = {k: heading_ids(convert_nb(nb, f"nbs/{rel}")['cells']) for k, (rel, nb, fm) in pages.items()}
-    links = LinkMap(settings, {k: f"{k}.ipynb" for k in pages}, anchors, {str(rel): k for k, (rel, _, _) in pages.items()})
+    links = LinkMap(settings, {k: f"{k}.ipynb" for k in pages}, anchors,
+                    {str(rel): k for k, (rel, _, _) in pages.items()})
     for page, (rel, nb, fm) in pages.items():
         out = convert_nb(nb, f"nbs/{rel}", links, default_title=settings.get('title') if page == 'index' else None)
         if page == 'index':
             others = [k for k in pages if k != 'index']
             if others:
-                out['cells'].append(dict(_md_cell("```{toctree}\n:hidden:\n:maxdepth: 2\n\n" + '\n'.join(others) + "\n```\n"), id='toctree'))
+                toc = "```{toctree}\n:hidden:\n:maxdepth: 2\n\n" + '\n'.join(others) + "\n```\n"
+                out['cells'].append(dict(_md_cell(toc), id='toctree'))
         dest = src/f"{page}.ipynb"
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding='utf-8')
@@ -343,11 +307,12 @@ def write_sources(proc:Path, src:Path, settings:dict):
         entries.append((str(rel), page, title))
     for f in proc.rglob('*'):   # images and data the notebooks' markdown points at
         r = f.relative_to(proc)
-        if f.is_dir() or r.parts[0].startswith('_') or r.parts[0] == 'jupyter_execute': continue   # our own build folders
+        if f.is_dir() or r.parts[0].startswith('_') or r.parts[0] == 'jupyter_execute': continue   # our build folders
         if f.suffix in SOURCE_SUFFIXES or f.name in SKIP_ASSETS: continue
         if any(x.startswith('.') for x in r.parts): continue
         (src/r).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, src/r)
-    (src/'pages.json').write_text(json.dumps([dict(notebook=n, page=f"{p}.html", title=t) for n, p, t in entries], indent=1))
+    pages_json = [dict(notebook=n, page=f"{p}.html", title=t) for n, p, t in entries]
+    (src/'pages.json').write_text(json.dumps(pages_json, indent=1))
     return entries
 
 def sphinx_build(src:Path, out:Path, jobs=1, quiet=True, names:dict|None=None):
@@ -358,18 +323,19 @@ def sphinx_build(src:Path, out:Path, jobs=1, quiet=True, names:dict|None=None):
            '-d', str(doctrees), '-E', '-j', str(jobs), str(src), str(out)] + (['-q'] if quiet else [])
     r = subprocess.run(cmd, cwd=src, capture_output=True, text=True)
     if r.returncode:
-        msg = '\n'.join(l for l in (r.stderr.strip() or r.stdout.strip()).splitlines() if 'MissingIDFieldWarning' not in l)
+        msg = '\n'.join(l for l in (r.stderr.strip() or r.stdout.strip()).splitlines()
+                        if 'MissingIDFieldWarning' not in l)
         for page, nb in (names or {}).items():   # point at the notebook, not at the converted copy
             msg = msg.replace(str(src/f"{page}.ipynb"), f"nbs/{nb} (as {page}.html)")
         raise DocsError(f"sphinx-build -W failed (exit {r.returncode}):\n{msg}")
     return r
 
-def build(root=ROOT, out=None, n_workers=None, proc=True, quiet=True):
+def build(root=ROOT, out=None, proc=True, quiet=True):
     "Everything: `_proc/` -> `_proc/_src/` -> `_proc/_html/` -> `_docs/`; returns the page entries"
     root = Path(root); out = Path(out or root/read_settings(root).get('doc_path', '_docs'))
     settings = read_settings(root)
     t0 = time.time()
-    procdir = process_notebooks(root, n_workers) if proc else root/'_proc'
+    procdir = process_notebooks(root) if proc else root/'_proc'
     if not procdir.is_dir(): raise DocsError(f"{procdir}: missing (run without --no-proc first)")
     t1 = time.time()
     entries = write_sources(procdir, procdir/'_src', settings)
@@ -378,18 +344,19 @@ def build(root=ROOT, out=None, n_workers=None, proc=True, quiet=True):
     shutil.copy2(procdir/'_src'/'pages.json', html/'pages.json')
     if out.exists(): shutil.rmtree(out)
     shutil.move(str(html), str(out))
-    if not quiet: print(f"docs: {len(entries)} pages -> {out} (nbdev processing {t1-t0:.1f}s, sphinx {time.time()-t1:.1f}s)")
+    if not quiet:
+        print(f"docs: {len(entries)} pages -> {out} (nbdev processing {t1-t0:.1f}s, sphinx {time.time()-t1:.1f}s)")
     return entries
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Build the offline documentation site from nbs/*.ipynb")
-    ap.add_argument('--root', default=str(ROOT), help="project folder holding settings.ini and the notebooks (default: this repo)")
+    ap.add_argument('--root', default=str(ROOT),
+                    help="project folder with settings.ini and the notebooks (default: this repo)")
     ap.add_argument('--out', help="output folder (default: ROOT/ + settings.ini doc_path, i.e. _docs)")
-    ap.add_argument('--n-workers', type=int, help="processes for nbdev's notebook processing (default: up to 2)")
     ap.add_argument('--no-proc', action='store_true', help="reuse _proc/ instead of re-running nbdev's processing")
     ap.add_argument('-q', '--quiet', action='store_true', help="print nothing on success")
     a = ap.parse_args(argv)
-    try: build(Path(a.root).resolve(), out=a.out and Path(a.out).resolve(), n_workers=a.n_workers, proc=not a.no_proc, quiet=a.quiet)
+    try: build(Path(a.root).resolve(), out=a.out and Path(a.out).resolve(), proc=not a.no_proc, quiet=a.quiet)
     except DocsError as e:
         print(f"error: {e}", file=sys.stderr); return 1
     return 0

@@ -1,4 +1,4 @@
-"""Authoring helper for the notebooks (dev only, not part of the package).
+"""Authoring tool for the notebooks (dev only, not part of the package).
 
     python tools/nbtool.py py2nb  src.py  nbs/NN_x.ipynb   # cells: '#%%' (code) / '#%% md' (markdown)
     python tools/nbtool.py nb2py  nbs/NN_x.ipynb  src.py
