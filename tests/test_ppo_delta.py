@@ -152,7 +152,7 @@ def test_resume_restores_step_and_optimizer(sft, tmp_path):
     net = WaypointPolicyTorch(checkpoint=str(sft), device='cpu').net
     tr = make_residual_trainer(net, PPOConfig(num_envs=4, num_steps=16, total_steps=256, num_minibatches=4, seed=4,
                                               device='cpu'),
-                               residual_env_config(net))
+                               residual_env_config(net), delta_l2=0.02, state=True)   # the defaults
     _resume_from(tmp_path/'r'/'checkpoint_128.pt', tr.agent, tr, ck['state_dicts']['run'],
                  tmp_path/'r'/'train_log.jsonl')
     assert (tr.iteration, tr.global_step) == (2, 128)
@@ -177,8 +177,8 @@ def test_threads_restored_and_checkpoint_policy(sft, tmp_path):
     assert torch.get_num_threads() == before
     pol = WaypointPolicyTorch(checkpoint=str(r['final']), device='cpu')
     obs, _ = ToyWaypointVecEnv(3, ToyWaypointConfig(dynamics_shift='shift'), copy=False).reset(seed=7)
-    p = pol.parts({'front': obs['front']})
+    p = pol.parts({'front': obs['front']}, state=obs['state'])
     f = r['agent'].encode(obs)
     a = r['agent']
     torch.testing.assert_close(p['waypoints'], torch.as_tensor(a.env_action(a.deterministic_action(f), f)))
-    torch.testing.assert_close(p['delta'], r['agent'].delta(f['z']).detach())
+    torch.testing.assert_close(p['delta'], r['agent'].delta(f['z'], f['state']).detach())

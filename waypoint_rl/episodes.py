@@ -173,7 +173,7 @@ def wrl_episodes(cameras:str="front", # comma-separated camera names: front,fron
 
 wrl_episodes.cli_only = ("cameras", "dynamics", "dynamics_shift", "camera_dropout", "image_size", "horizon_steps")
 
-# %% ../nbs/03_episodes.ipynb #4e1c640a
+# %% ../nbs/03_episodes.ipynb #d3000543
 @dataclass
 class EpisodeFrame:
     "One validated frame: image files per present camera, state, expert label"
@@ -183,6 +183,8 @@ class EpisodeFrame:
     yaw_rad:float # [rad] (NaN when the file has none)
     waypoints:np.ndarray # (K, 2) float32, ego frame metres (NaN where masked)
     waypoints_valid:np.ndarray # (K,) bool
+    yaw_rate_rps:float=float("nan") # [rad/s] (NaN when the file has none: the original schema does not ask for it)
+    steer_rad:float=float("nan") # [rad] executed steering angle (NaN when the file has none)
 
 @dataclass
 class Episode:
@@ -213,7 +215,7 @@ def _waypoints(raw, K:int, where:str)->tuple:
         if all(math.isfinite(v) for v in p): wp[k], ok[k] = p, True
     return wp, ok
 
-# %% ../nbs/03_episodes.ipynb #e3ea232e
+# %% ../nbs/03_episodes.ipynb #0ca3860e
 def _frame(fr, i:int, ep, K:int, base:Path, path:Path)->EpisodeFrame:
     where = f"{path}: frame {i}"
     if not isinstance(fr, dict): raise EpisodeError(f"{where}: must be an object")
@@ -237,13 +239,16 @@ def _frame(fr, i:int, ep, K:int, base:Path, path:Path)->EpisodeFrame:
         raise EpisodeError(f"{where}: observations.state.speed_mps missing or not a number")
     yaw = st.get("yaw_rad", float("nan"))
     if not _num(yaw): raise EpisodeError(f"{where}: observations.state.yaw_rad is not a number")
+    extra = {k: st.get(k, float("nan")) for k in ("yaw_rate_rps", "steer_rad")}
+    for k, v in extra.items():
+        if not _num(v): raise EpisodeError(f"{where}: observations.state.{k} is not a number")
     ex = fr.get("expert")
     if not isinstance(ex, dict) or "waypoints" not in ex:
         raise EpisodeError(f"{where}: field 'expert.waypoints' missing")
     wp, ok = _waypoints(ex["waypoints"], K, where)
     t = fr.get("t", i)
     if not _num(t): raise EpisodeError(f"{where}: field 't' is not a number")
-    return EpisodeFrame(t, ims, float(st["speed_mps"]), float(yaw), wp, ok)
+    return EpisodeFrame(t, ims, float(st["speed_mps"]), float(yaw), wp, ok, *(float(v) for v in extra.values()))
 
 # %% ../nbs/03_episodes.ipynb #b76abacb
 def load_episode(path:str|Path, # an episode JSON file (the original schema)
@@ -405,7 +410,7 @@ def _episode_images(ep:Episode, cameras:list, size:int, cache:bool)->tuple:
         except OSError: pass                                              # read-only data folder: no cache
     return imgs, valid
 
-# %% ../nbs/03_episodes.ipynb #d7457c8c
+# %% ../nbs/03_episodes.ipynb #c80f8bf3
 class EpisodeDataset(torch.utils.data.Dataset):
     "Samples (one per frame) of validated episodes: per-camera uint8 images, validity, waypoints (and validity), speed"
     def __init__(self, episodes:list, # of Episode (e.g. from `load_episodes`)
@@ -430,6 +435,9 @@ class EpisodeDataset(torch.utils.data.Dataset):
         wp = np.stack([f.waypoints for f in fr]); ok = np.stack([f.waypoints_valid for f in fr])
         self.waypoints, self.waypoints_valid = torch.from_numpy(np.nan_to_num(wp)), torch.from_numpy(ok)
         self.speed = torch.tensor([f.speed_mps for f in fr], dtype=torch.float32)
+        st = np.array([[f.speed_mps, f.yaw_rate_rps, f.steer_rad, f.yaw_rad] for f in fr], np.float32).reshape(-1, 4)
+        self.state_complete = torch.from_numpy(np.isfinite(st).all(1))            # (N,) the file had every field
+        self.state = torch.from_numpy(np.nan_to_num(st))                          # (N, 4) as the env's obs["state"]
         self.index = [(i, t) for i, e in enumerate(self.episodes) for t in range(len(e.frames))]  # sample → (ep, t)
         self.episode_of = torch.tensor([i for i, _ in self.index])
 

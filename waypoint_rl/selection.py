@@ -31,7 +31,7 @@ def rank_results(results:list, # one dict per checkpoint, with the metric's key,
     ordered = sorted(results, key=lambda r: (sign*r[key], tie(r), str(r['checkpoint'])))
     return [dict(r, rank=i + 1, score=r[key]) for i, r in enumerate(ordered)]
 
-# %% ../nbs/09_selection.ipynb #38d94834
+# %% ../nbs/09_selection.ipynb #49ca99fd
 _KEEP = ('ade', 'fde', 'ade_median', 'fde_median', 'miss_rate', 'waypoint_hit_rate', 'goal_reach_rate', 'n_samples',
          'episode_goal_reach_rate', 'route_waypoint_hit_rate', 'mean_return', 'mean_length', 'off_route_rate',
          'n_episodes')
@@ -43,6 +43,7 @@ def score_checkpoint(path:str|Path, # checkpoint file
                      device:str='auto', # torch device for the policy
                      closed_loop_episodes:int=0, # also drive this many episodes (same seeds for every checkpoint)
                      dynamics_shift:str|None=None, # closed-loop world preset (None: the episodes' own world)
+                     dynamics:str|None=None, # or any world: preset, randomisation or 'gain=0.9,lag=0.1'
                      seed:int=100_000, # closed-loop episode j uses env seed seed + j
                      num_envs:int=16, # closed-loop cars stepped together
                     )->dict: # checkpoint, kind, step, the metrics in `_KEEP` and `combined`
@@ -53,7 +54,7 @@ def score_checkpoint(path:str|Path, # checkpoint file
         datasets[key] = EpisodeDataset(episodes, cameras=list(pol.cameras), image_size=pol.net.cfg.image_size)
     p = predict_open_loop(pol, datasets[key], batch_size, show_progress=False)
     if closed_loop_episodes:
-        cfg = closed_loop_config(pol, episodes, dynamics_shift)
+        cfg = closed_loop_config(pol, episodes, dynamics_shift, dynamics)
         p.episodes = evaluate_closed_loop(pol, closed_loop_episodes, cfg, seed, num_envs, show_progress=False)
     m = evaluate(p)
     out = dict(checkpoint=str(path), kind=pol.kind, step=int(pol.step), **{k: m[k] for k in _KEEP if k in m})
@@ -109,7 +110,7 @@ def format_ranking(ranking:list, metric:str)->str:
         lines.append(row + f" {r['step']:>7d}  {r['checkpoint']}")
     return '\n'.join(lines)
 
-# %% ../nbs/09_selection.ipynb #46ec320a
+# %% ../nbs/09_selection.ipynb #59bf9724
 def select_checkpoint(checkpoints:str=None, # glob of checkpoint files, e.g. "out/run/checkpoint_*.pt" (quote it)
                       eval_data:str='out/episodes/**/*.json', # glob of eval episode JSON files (the original schema)
                       metric:str='ade', # ade, fde, combined, goal_reach; closed loop: episode_goal_reach, mean_return
@@ -118,6 +119,7 @@ def select_checkpoint(checkpoints:str=None, # glob of checkpoint files, e.g. "ou
                       output_best:str=None, # copy the best checkpoint to this file (atomically)
                       closed_loop_episodes:int=0, # also drive this many toy episodes per checkpoint (same seeds)
                       dynamics_shift:str=None, # closed-loop world: a DYNAMICS_SHIFTS preset (None: the episodes')
+                      dynamics:str=None, # or any closed-loop world: preset, randomisation or 'gain=0.9,lag=0.1'
                       seed:int=100000, # closed-loop episode j uses env seed seed+j
                       num_envs:int=16, # closed-loop cars stepped together
                       batch_size:int=256, # frames per policy call
@@ -135,7 +137,7 @@ def select_checkpoint(checkpoints:str=None, # glob of checkpoint files, e.g. "ou
     episodes = load_episodes(eval_data, flag='--eval-data')
     results, skipped = evaluate_checkpoints(files, episodes, batch_size=batch_size, device=device, seed=seed,
                                             closed_loop_episodes=closed_loop_episodes, dynamics_shift=dynamics_shift,
-                                            num_envs=num_envs)
+                                            dynamics=dynamics, num_envs=num_envs)
     if not results:
         raise UserError(f"--checkpoints {checkpoints!r}: none of the {len(files)} files is a usable checkpoint "
                         f"(first: {skipped[0]['reason']})")
@@ -143,7 +145,7 @@ def select_checkpoint(checkpoints:str=None, # glob of checkpoint files, e.g. "ou
     best = ranking[0]
     if output_best: copy_checkpoint(best['checkpoint'], output_best)
     cl = None if not closed_loop_episodes else dict(n_episodes=closed_loop_episodes, seed=seed,
-                                                    dynamics_shift=dynamics_shift)
+                                                    dynamics_shift=dynamics_shift, dynamics=dynamics)
     out = dict(format='waypoint_rl.selection', version=1, metric=metric, better=SELECT_METRICS[metric][1],
                checkpoints=checkpoints, eval_data=eval_data, n_eval_episodes=len(episodes), n_samples=best['n_samples'],
                closed_loop=cl, best=best, output_best=output_best, n_evaluated=len(results),
