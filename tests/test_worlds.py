@@ -1,7 +1,7 @@
 "Worlds end to end: training across a randomisation, a state-aware checkpoint through the public env and wrapper"
 import json, os, subprocess, sys
 from pathlib import Path
-import gymnasium as gym, numpy as np, pytest, torch
+import gymnasium as gym, pytest, torch
 import waypoint_rl  # noqa: F401  (registers the gymnasium env)
 from waypoint_rl.policy import WaypointNet, WaypointNetConfig, WaypointPolicyTorch, save_sft_checkpoint
 from waypoint_rl.ppo_delta import train_ppo_delta
