@@ -14,16 +14,17 @@ from fastcore.basics import patch
 from .utils import cli, delegates, UserError, atomic_json
 
 # %% auto #0
-__all__ = ['CAMERAS', 'CAMERA_YAW', 'DYNAMICS_FIELDS', 'DYNAMICS_SHIFTS', 'DYNAMICS_RANDOMIZATIONS', 'STATE_FIELDS',
-           'REWARD_TERMS', 'ToyWaypointConfig', 'parse_dynamics', 'config_from_flags', 'make_routes', 'make_spaces',
-           'ToyWaypointVecEnv', 'ToyWaypointEnv', 'plot_cameras', 'bench_table', 'env_benchmark', 'wrl_env_bench']
+__all__ = ['CAMERAS', 'CAMERA_YAW', 'DYNAMICS_FIELDS', 'DYNAMICS_SHIFTS', 'DYNAMICS_RANDOMIZATIONS', 'NOMINAL_SHARE',
+           'STATE_FIELDS', 'REWARD_TERMS', 'ToyWaypointConfig', 'parse_dynamics', 'config_from_flags', 'make_routes',
+           'make_spaces', 'ToyWaypointVecEnv', 'ToyWaypointEnv', 'plot_cameras', 'bench_table', 'env_benchmark',
+           'wrl_env_bench']
 
 # %% ../nbs/01_env.ipynb #28aaf3e1
 CAMERAS = ('front', 'front_left', 'front_right', 'side_left', 'side_right')
 CAMERA_YAW = dict(front=0.0, front_left=math.pi/4, front_right=-math.pi/4,
                   side_left=math.pi/2, side_right=-math.pi/2)
 
-# %% ../nbs/01_env.ipynb #f2412a6d
+# %% ../nbs/01_env.ipynb #8bc56d38
 DYNAMICS_FIELDS = ('steer_gain', 'steer_bias', 'actuator_lag', 'understeer')
 
 DYNAMICS_SHIFTS = {
@@ -34,6 +35,7 @@ DYNAMICS_SHIFTS = {
 DYNAMICS_RANDOMIZATIONS = {
     'default': dict(steer_gain=(0.8, 1.1), steer_bias=(-0.03, 0.03), actuator_lag=(0.0, 0.2), understeer=(0.0, 0.04)),
 }
+NOMINAL_SHARE = {'default': 0.2}   # share of a randomisation's cars that drive the nominal car itself
 
 # %% ../nbs/01_env.ipynb #6e190676
 def _check(cond, field, msg):
@@ -206,13 +208,13 @@ def _route_sizes(c:ToyWaypointConfig)->tuple:
     P = int(math.ceil((c.route_length + extra)/c.route_ds)) + 1
     return P, int(math.ceil((P-1)*c.route_ds/c.knot_spacing)) + 2, int(c.route_length // c.route_waypoint_spacing)
 
-# %% ../nbs/01_env.ipynb #15bb6121
+# %% ../nbs/01_env.ipynb #0ae2c297
 def _n_draws(c:ToyWaypointConfig)->int:
     "Uniform numbers one episode consumes: knot curvatures, straight flags, 4 start values, dropouts, the world"
-    world = len(DYNAMICS_FIELDS) if c.dynamics_randomization else 0
+    world = len(DYNAMICS_FIELDS) + 1 if c.dynamics_randomization else 0
     return 2*_route_sizes(c)[1] + 4 + (c.max_episode_steps + 1)*len(c.cameras) + world
 
-# %% ../nbs/01_env.ipynb #3bb6339d
+# %% ../nbs/01_env.ipynb #ec09b0b8
 def _episode_draws(c:ToyWaypointConfig, u:np.ndarray)->dict:
     "Episode quantities of m cars from their uniforms u (m, _n_draws) in [0, 1)"
     nk, C, T = _route_sizes(c)[1], len(c.cameras), c.max_episode_steps + 1
@@ -228,6 +230,8 @@ def _episode_draws(c:ToyWaypointConfig, u:np.ndarray)->dict:
     if c.dynamics_randomization:                            # the world, after everything else
         rng = DYNAMICS_RANDOMIZATIONS[c.dynamics_randomization]
         for k, f in enumerate(DYNAMICS_FIELDS): out[f] = uni(*rng[f], u[:, o+4+T*C+k])
+        nominal = u[:, o+4+T*C+len(DYNAMICS_FIELDS)] < NOMINAL_SHARE.get(c.dynamics_randomization, 0.0)
+        for f in DYNAMICS_FIELDS: out[f] = np.where(nominal, DYNAMICS_SHIFTS['none'][f], out[f])
     return out
 
 # %% ../nbs/01_env.ipynb #262faa1d
