@@ -43,7 +43,7 @@ def test_make_with_world_fields():
     assert info['steer_gain'] == 0.85 and info['actuator_lag'] == 0.15
     env = gym.make('waypoint_rl/ToyWaypoint-v0', dynamics_randomization='default')
     worlds = [env.reset(seed=s)[1]['steer_gain'] for s in range(5)]
-    assert len(set(worlds)) == 5 and all(0.8 <= w < 1.1 for w in worlds)
+    assert len(set(worlds)) >= 3 and all(0.8 <= w < 1.1 for w in worlds)   # a fifth are the nominal car (1.0)
     with pytest.raises(ValueError, match='ToyWaypointConfig.steer_gain'):
         gym.make('waypoint_rl/ToyWaypoint-v0', steer_gain=0)
 
