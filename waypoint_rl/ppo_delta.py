@@ -346,12 +346,12 @@ def train_ppo_delta(sft_model:str|Path, # SFT checkpoint (wrl_sft's model.pt); f
                 history=read_jsonl(out/'train_log.jsonl'), seconds=seconds, global_step=tr.global_step,
                 episodes=tr.episodes, agent=agent)
 
-# %% ../nbs/07_ppo_delta.ipynb #207a3f8c
+# %% ../nbs/07_ppo_delta.ipynb #7512dfbe
 @cli
 @delegates(train_ppo_delta, but=['callback', 'show_progress'])
 def wrl_ppo(sft_model:str=None, # SFT checkpoint: the model.pt that wrl_sft wrote (required)
             **kwargs):
-    "Fine-tune a frozen SFT waypoint policy with a residual delta head trained by PPO in the toy env (shifted dynamics)"
+    "Fine-tune a frozen SFT waypoint policy with a residual delta head trained by PPO in the toy env, across worlds"
     r = train_ppo_delta(sft_model=sft_model, **kwargs)
     last = next((h for h in reversed(r['history']) if h.get('charts/episodic_return') is not None), {})
     sps = r['history'][-1]['charts/SPS'] if r['history'] else 0
