@@ -778,7 +778,7 @@ class ExpertPolicy:
 
 EXPERT = ExpertPolicy()
 
-# %% ../nbs/08_metrics.ipynb #9a8a3149
+# %% ../nbs/08_metrics.ipynb #702319f3
 def _world(cfg:ToyWaypointConfig, spec:str)->ToyWaypointConfig:
     "`cfg` in the world `spec` names; a bad world is a `UserError` naming the flag"
     try: return cfg.with_dynamics(spec)
@@ -800,9 +800,10 @@ def world_matrix(policies:dict, # row name → `WaypointPolicyTorch`, a checkpoi
     for w, spec in progress(worlds.items(), total=len(worlds), desc='worlds', disable=None if show_progress is None
                             else not show_progress):
         for k, p in pols.items():
-            if ref is None: cfg = ToyWaypointConfig(cameras=())
-            else: cfg = closed_loop_config(p if p.cameras else ref)
-            cfg = closed_loop_config(p, dynamics=spec) if p.cameras else _world(cfg.replace(cameras=()), spec)
+            if p.cameras: cfg = closed_loop_config(p, dynamics=spec)
+            else:
+                base = closed_loop_config(ref) if ref is not None else ToyWaypointConfig()
+                cfg = _world(base.replace(cameras=()), spec)
             eps = evaluate_closed_loop(p, n_episodes, cfg, seed, min(num_envs, n_episodes), show_progress=False)
             out[k][w] = closed_loop_metrics(eps)
     return out

@@ -131,7 +131,7 @@ def _train_rl(sft_ck, d, cfg:DemoConfig, world:str, steps:int, checkpoint_every:
                                      checkpoint_every=checkpoint_every, max_seconds=cfg.ppo_seconds,
                                      threads=threads, overwrite=True))
 
-# %% ../nbs/10_tutorial.ipynb #1016c5c2
+# %% ../nbs/10_tutorial.ipynb #08ae44ae
 def run_demo(out_dir:str|Path='out/demo', cfg:DemoConfig|None=None, force:bool=False, device:str='auto',
              threads:int=0)->dict:
     "Episodes → SFT → residual PPO → selection → predictions → comparison → world matrix → report"
@@ -194,10 +194,9 @@ def run_demo(out_dir:str|Path='out/demo', cfg:DemoConfig|None=None, force:bool=F
 
     def matrix(d):
         rows = {'SFT': sft_ck, 'SFT + RL delta': best, 'expert': EXPERT}
+        sw = world_matrix(rows, sweep_worlds('understeer', UNDERSTEER_SWEEP), cfg.test_episodes)
         if con: rows[f"SFT + RL, '{cfg.contrast_shift}' only"] = con['final']
         m = world_matrix(rows, MATRIX_WORLDS, cfg.test_episodes)
-        sw = world_matrix({k: v for k, v in rows.items() if k != f"SFT + RL, '{cfg.contrast_shift}' only"},
-                          sweep_worlds('understeer', UNDERSTEER_SWEEP), cfg.test_episodes)
         _save_fig(plot_sweep(sw, 'understeer', UNDERSTEER_SWEEP, 's²/m²'), d/'understeer_sweep.png')
         atomic_json(dict(worlds=MATRIX_WORLDS, matrix=m, understeer_sweep=sw), d/'matrix.json')
         return dict(matrix=m, sweep=sw)

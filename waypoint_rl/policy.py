@@ -165,18 +165,24 @@ class DeltaHead(nn.Module):
             if isinstance(m, nn.Linear): nn.init.orthogonal_(m.weight, math.sqrt(2)); nn.init.zeros_(m.bias)
         nn.init.zeros_(self.net[-1].weight); nn.init.zeros_(self.net[-1].bias)
 
-# %% ../nbs/04_policy.ipynb #4d98326b
+# %% ../nbs/04_policy.ipynb #63ffb6a3
+@patch
+def inputs(self:DeltaHead, z:Tensor, # (B, z_dim)
+           state:Tensor|None=None, # (B, >= state_dim) the env's obs["state"]; ignored when state_dim is 0
+          )->Tensor: # (B, z_dim + state_dim): z and the scaled state features (a value head may share them)
+    "What the head reads: z, then the first `state_dim` ego-state features times `state_scale`"
+    if not self.state_dim: return z
+    if state is None: raise UserError(f"this delta head uses the ego state (state_dim {self.state_dim}): pass it")
+    if state.ndim != 2 or state.shape[0] != z.shape[0] or state.shape[1] < self.state_dim:
+        raise UserError(f"state: expected shape ({z.shape[0]}, 4), got {tuple(state.shape)}")
+    return torch.cat([z, state[:, :self.state_dim].to(z)*self._scale], 1)
+
 @patch
 def forward(self:DeltaHead, z:Tensor, # (B, z_dim)
             state:Tensor|None=None, # (B, >= state_dim) the env's obs["state"]; ignored when state_dim is 0
            )->Tensor: # (B, K, 2) metres
     "The bounded correction"
-    if self.state_dim:
-        if state is None: raise UserError(f"this delta head uses the ego state (state_dim {self.state_dim}): pass it")
-        if state.ndim != 2 or state.shape[0] != z.shape[0] or state.shape[1] < self.state_dim:
-            raise UserError(f"state: expected shape ({z.shape[0]}, 4), got {tuple(state.shape)}")
-        z = torch.cat([z, state[:, :self.state_dim].to(z)*self._scale], 1)
-    return self.max_delta * torch.tanh(self.net(z)).view(z.shape[0], self.horizon_steps, 2)
+    return self.max_delta * torch.tanh(self.net(self.inputs(z, state))).view(z.shape[0], self.horizon_steps, 2)
 
 @patch
 def config(self:DeltaHead)->dict:

@@ -66,13 +66,11 @@ def encode(self:ResidualDeltaAgent, obs:dict)->dict:
     if self.delta.state_dim: f['state'] = torch.as_tensor(np.asarray(obs['state']), dtype=z.dtype, device=z.device)
     return f
 
-# %% ../nbs/07_ppo_delta.ipynb #3b8afb9d
+# %% ../nbs/07_ppo_delta.ipynb #e9e80297
 @patch
 def get_value(self:ResidualDeltaAgent, features:dict)->Tensor:
-    "(B,) value from z (and the scaled ego state, when the heads see it)"
-    z, d = features['z'], self.delta
-    x = torch.cat([z, features['state'][:, :d.state_dim].to(z)*d._scale], 1) if d.state_dim else z
-    return self.critic(x).squeeze(-1)
+    "(B,) value from what the delta head reads: z (and the scaled ego state, when the heads see it)"
+    return self.critic(self.delta.inputs(features['z'], features.get('state'))).squeeze(-1)
 
 @patch
 def deterministic_action(self:ResidualDeltaAgent, features:dict)->Tensor:
