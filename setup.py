@@ -20,6 +20,9 @@ py_versions = '3.10 3.11 3.12 3.13'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+# every `<name>_requirements` key of settings.ini is an optional extra: pip install waypoint_rl[<name>]
+extras = {k[:-len('_requirements')]: shlex.split(v) for k, v in cfg.items() if k.endswith('_requirements')
+          and k not in ('requirements', 'dev_requirements')}
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 console_scripts = [s.strip() for s in cfg.get('console_scripts', '').split('\n') if s.strip()]
@@ -36,7 +39,7 @@ setuptools.setup(
     packages = setuptools.find_packages(include=['waypoint_rl', 'waypoint_rl.*']),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements },
+    extras_require={ 'dev': dev_requirements, **extras },
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

@@ -48,7 +48,7 @@ def test_two_processes_train_one_policy(two):
     assert [x['iteration'] for x in recs] == list(range(1, 9))                   # one record per iteration
     assert all(x['dist/weight_spread'] == 0.0 for x in recs)                      # identical weights on both ranks
     assert recs[-1]['charts/total_episodes'] == sum(x.get('charts/episodes', 0) for x in recs)
-    assert sorted(p.name for p in out.iterdir()) == ['.lock', 'checkpoint_1024.pt', 'checkpoint_256.pt',
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ['.lock', 'checkpoint_1024.pt', 'checkpoint_256.pt',
         'checkpoint_512.pt', 'checkpoint_768.pt', 'final.pt', 'learning_curve.png', 'train_log.jsonl']
     assert r.stdout.count('wrote') == 1                                           # rank 0 reports, once
     ck = load_checkpoint(out/'final.pt', 'delta')
@@ -77,3 +77,11 @@ def test_one_process_is_unchanged_and_python_m_works(sft, tmp_path):
     ok([str(BIN/'wrl_ppo'), '--sft-model', str(sft), '--out-dir', str(tmp_path/'plain'), *args])
     ok(torchrun(1, '--sft-model', str(sft), '--out-dir', str(tmp_path/'one'), *args, module=True))
     assert same(trained(tmp_path/'plain'/'final.pt'), trained(tmp_path/'one'/'final.pt'))
+
+def test_tensorboard_events_from_rank_0_only(two):
+    pytest.importorskip('tensorboard')
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = list((two[0]/'tb').glob('events.out.tfevents.*'))
+    assert len(events) == 1, events
+    acc = EventAccumulator(str(events[0])); acc.Reload()
+    assert [e.step for e in acc.Scalars('charts/SPS')] == [128*i for i in range(1, 9)]

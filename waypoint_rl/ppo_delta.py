@@ -158,8 +158,8 @@ def load_agent_state(agent:ResidualDeltaAgent, ck:dict, where:str='checkpoint'):
     except (RuntimeError, KeyError) as e:
         raise CheckpointError(f"{where}: does not fit the agent: {str(e).splitlines()[0]}") from None
 
-# %% ../nbs/07_ppo_delta.ipynb #3865a5f7
-RUN_FILES = ('checkpoint_*.pt', 'final.pt', 'train_log.jsonl', 'learning_curve.png')
+# %% ../nbs/07_ppo_delta.ipynb #b2f57f8d
+RUN_FILES = ('checkpoint_*.pt', 'final.pt', 'train_log.jsonl', 'learning_curve.png', 'tb/events.out.tfevents.*')
 _RESUME_KEYS = ('num_envs', 'num_steps', 'max_delta', 'hidden', 'dynamics', 'delta_state')
 
 def _ckpt_step(p:Path)->int:
@@ -283,7 +283,7 @@ def _metrics(rec:dict)->dict:
     keys = ('global_step', 'iteration', 'charts/total_episodes', 'charts/episodic_return', 'charts/goal_rate')
     return {k.split('/')[-1]: rec[k] for k in keys if rec.get(k) is not None}
 
-# %% ../nbs/07_ppo_delta.ipynb #9a90e371
+# %% ../nbs/07_ppo_delta.ipynb #780534b1
 def train_ppo_delta(sft_model:str|Path, # SFT checkpoint (wrl_sft's model.pt); frozen during training
                     out_dir:str|Path='out/rl_delta_waypoint_v0', # run folder: checkpoints, final.pt, logs, curve
                     episodes:int=1000, # train until this many training episodes have finished (unless total_steps)
@@ -348,7 +348,6 @@ def train_ppo_delta(sft_model:str|Path, # SFT checkpoint (wrl_sft's model.pt); f
                 return _prepare_out(out, resume, overwrite)
             ck_resume = main_rank_first(prepare)
             log_path = out/'train_log.jsonl'
-            if rank == 0: tr.logger = logger = JSONLLogger(log_path)
             agent, envs = tr.agent, tr.envs
             record = _resume_from(ck_resume, agent, tr, run, log_path) if ck_resume is not None else None
             t0, last_ck, ckpts = time.perf_counter(), tr.global_step, []
@@ -370,6 +369,7 @@ def train_ppo_delta(sft_model:str|Path, # SFT checkpoint (wrl_sft's model.pt); f
                 return bool(done or user)
             finished = ck_resume is not None and budget_done(tr) and (out/'final.pt').is_file()
             if not finished:                                # (resuming a finished run changes nothing)
+                if rank == 0: tr.logger = logger = JSONLLogger(log_path)  # (nor does a refused resume)
                 if not (ck_resume is not None and budget_done(tr)): tr.train(callback=each,
                                                                              progress_bar=show_progress is not False)
                 last = tr.history[-1] if tr.history else (record or dict(global_step=tr.global_step))
