@@ -77,7 +77,7 @@ def bad_inputs(tmp_path, monkeypatch):
     (['--sft-model', 'sft.pt', '--total-steps', '10'], 'is less than one rollout'),
     (['--sft-model', 'sft.pt', '--dynamics-shift', 'ice'], "unknown preset 'ice'"),
     (['--sft-model', 'sft.pt', '--device', 'tpu'], "--device"),
-    (['--sft-model', 'sft.pt', '--max-delta', '-1'], "max_delta (--max-delta): must be > 0"),
+    (['--sft-model', 'sft.pt', '--max-delta', '-1'], "max_delta (--max-delta): must be a finite number > 0"),
     (['--sft-model', 'sft.pt', '--init-std', '0'], "init_std (--init-std): must be a finite number > 0"),
     (['--sft-model', 'sft.pt', '--init-std', 'inf'], "init_std (--init-std): must be a finite number > 0"),
     (['--sft-model', 'sft.pt', '--lr', '0'], "lr (--lr) must be a finite number > 0"),

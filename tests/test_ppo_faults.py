@@ -72,3 +72,68 @@ def test_a_second_run_into_a_busy_folder_is_refused(sft, tmp_path):
         assert first.poll() is None                          # the first run goes on
     finally: first.kill(); first.wait()
     assert list_checkpoints(out)                             # and its files are its own
+
+# ---------------------------------------------------------------- mutated flags and files: one line, exit 2
+from hypothesis import HealthCheck, given, settings, strategies as st
+import contextlib, io
+from waypoint_rl.ppo_delta import wrl_ppo
+
+BAD_VALUES = {'--lr': ['0', '-1', 'nan', 'inf', '-inf', 'x'], '--num-envs': ['0', '-3', '1000000000', '2.5', 'x'],
+              '--num-steps': ['0', '-1', 'x'], '--max-delta': ['0', '-1', 'nan', 'inf'],
+              '--init-std': ['0', '-1', 'nan', 'inf'], '--reward-scale': ['0', 'nan', 'inf', '-1'],
+              '--seed': ['-1', '-5', '1.5', 'x'], '--gamma': ['-0.1', '1.5', 'nan'], '--gae-lambda': ['2', 'nan'],
+              '--clip-coef': ['0', 'nan', 'inf'], '--ent-coef': ['-1', 'nan', 'inf'], '--delta-l2': ['-1', 'nan'],
+              '--episodes': ['0', '-1'], '--total-steps': ['1', '0'], '--checkpoint-every': ['-1'],
+              '--threads': ['-1'], '--max-seconds': ['-1'], '--hidden': ['0', '-2'], '--update-epochs': ['0'],
+              '--num-minibatches': ['0', '100000'], '--target-kl': ['0', '-1', 'nan'], '--device': ['warp9', 'cuda:99'],
+              '--dynamics': ['icy', 'gain=nan', 'gain=-1', 'lag=x'], '--dynamics-shift': ['icy']}
+
+def one_line_exit(argv:list, err_code=2)->str:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        with pytest.raises(SystemExit) as e: wrl_ppo(argv)
+    msg = err.getvalue()
+    assert e.value.code == err_code and msg.startswith('error: ') and msg.count('\n') == 1, (argv, e.value.code, msg)
+    assert 'Traceback' not in msg
+    return msg
+
+@pytest.mark.parametrize('flag,value', [(f, v) for f, vs in BAD_VALUES.items() for v in vs])
+def test_bad_flags_are_one_line(sft, tmp_path, flag, value):
+    "Every bad value of every numeric or named flag: one line, exit 2, nothing written (argparse refuses non-numbers)"
+    argv = ['--sft-model', str(sft), '--out-dir', str(tmp_path/'x'), f'{flag}={value}']
+    if flag not in ('--num-envs', '--num-steps'): argv += ['--num-envs', '4', '--num-steps', '16']
+    if value == 'x' or (flag in ('--num-envs', '--seed', '--num-steps') and '.' in value):
+        with contextlib.redirect_stderr(io.StringIO()) as err, pytest.raises(SystemExit) as e: wrl_ppo(argv)
+        assert e.value.code == 2 and f'argument {flag}' in err.getvalue() and 'invalid' in err.getvalue()
+    else: one_line_exit(argv)
+    assert not (tmp_path/'x'/'final.pt').exists()
+
+def _mutations(good:bytes):
+    "Ways a checkpoint file goes bad: empty, truncated, random bytes, a crafted pickle, a JSON file"
+    import pickle
+    class Boom:
+        def __reduce__(self): return (os.system, ('echo pwned > /tmp/wrl_pwned',))
+    return {'empty': b'', 'truncated': good[:len(good)//2], 'random': os.urandom(2048),
+            'pickle': pickle.dumps({'kind': 'sft', 'x': Boom()}), 'json': b'{"kind": "sft"}'}
+
+@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(['empty', 'truncated', 'random', 'pickle', 'json', 'nan']))
+def test_bad_sft_model_files_are_one_line(sft, tmp_path, kind):
+    bad = tmp_path/f'{kind}.pt'
+    if kind == 'nan':
+        net = load_checkpoint(sft)
+        from waypoint_rl.policy import models_from_checkpoint
+        n = models_from_checkpoint(net)[0]
+        with torch.no_grad(): next(n.parameters()).view(-1)[0] = float('nan')
+        save_sft_checkpoint(bad, n)
+    else: bad.write_bytes(_mutations(sft.read_bytes())[kind])
+    msg = one_line_exit(['--sft-model', str(bad), '--out-dir', str(tmp_path/'x'), '--num-envs', '4', '--num-steps', '16'])
+    assert str(bad) in msg and not Path('/tmp/wrl_pwned').exists(), msg
+
+def test_a_corrupt_checkpoint_stops_resume_with_one_line(sft, tmp_path):
+    out = tmp_path/'run'
+    train_ppo_delta(sft, out, total_steps=128, num_envs=4, num_steps=16, checkpoint_every=64, show_progress=False)
+    last = list_checkpoints(out)[-1]; last.write_bytes(last.read_bytes()[:1000])
+    msg = one_line_exit(['--sft-model', str(sft), '--out-dir', str(out), '--total-steps', '256', '--num-envs', '4',
+                         '--num-steps', '16', '--resume'])
+    assert last.name in msg, msg

@@ -140,7 +140,7 @@ def forward(self:WaypointNet, images:dict, image_valid:dict|None=None)->Tensor:
 STATE_FEATURES = ("speed_mps", "yaw_rate_rps", "steer_rad")  # the ego-state columns a delta head may read, in order
 STATE_SCALE = (1/10, 1/0.5, 1/0.6)  # their default input scales: 1/(typical size): 10 m/s, 0.5 rad/s, 0.6 rad
 
-# %% ../nbs/04_policy.ipynb #7628cefd
+# %% ../nbs/04_policy.ipynb #2c4d5deb
 class DeltaHead(nn.Module):
     "Bounded residual waypoints from z (and the ego state): (B, z_dim) → (B, K, 2) metres in [-max_delta, max_delta]"
     def __init__(self, z_dim:int=128, # size of z
@@ -151,7 +151,8 @@ class DeltaHead(nn.Module):
                  state_scale:tuple|None=None, # their input scales (None: STATE_SCALE's first `state_dim`)
                 ):
         super().__init__()
-        if not max_delta > 0: raise UserError(f"max_delta (--max-delta): must be > 0, got {max_delta}")
+        if not (max_delta > 0 and math.isfinite(max_delta)):
+            raise UserError(f"max_delta (--max-delta): must be a finite number > 0, got {max_delta}")
         if not 0 <= int(state_dim) <= len(STATE_FEATURES):
             raise UserError(f"state_dim: must be in 0..{len(STATE_FEATURES)} ({STATE_FEATURES}), got {state_dim}")
         scale = STATE_SCALE[:int(state_dim)] if state_scale is None else tuple(float(s) for s in state_scale)

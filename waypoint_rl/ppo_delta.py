@@ -181,7 +181,7 @@ def _check_args(episodes:int, checkpoint_every:int, threads:int, max_seconds:flo
     if threads < 0: raise UserError(f"threads (--threads): must be >= 0, got {threads}")
     if max_seconds < 0: raise UserError(f"max_seconds (--max-seconds): must be >= 0 (0: no limit), got {max_seconds}")
 
-# %% ../nbs/07_ppo_delta.ipynb #a07e15e4
+# %% ../nbs/07_ppo_delta.ipynb #bca7aa7d
 def _load_sft(sft_model)->WaypointNet:
     "The SFT network of an SFT checkpoint (a clear error for anything else)"
     if not sft_model: raise UserError("--sft-model is required (the model.pt that wrl_sft wrote)")
@@ -191,7 +191,10 @@ def _load_sft(sft_model)->WaypointNet:
     except CheckpointError as e: raise UserError(f"--sft-model: {e}") from None
     if ck['kind'] != 'sft':
         raise UserError(f"--sft-model {p}: is a {ck['kind']!r} checkpoint; give the SFT model (wrl_sft's model.pt)")
-    return models_from_checkpoint(ck, str(p))[0]
+    net = models_from_checkpoint(ck, str(p))[0]
+    try: check_finite(net.state_dict(), f"--sft-model {p}")
+    except UserError as e: raise UserError(f"{e} (a diverged SFT run?)") from None
+    return net
 
 def _prepare_out(out:Path, resume:bool, overwrite:bool)->Path|None:
     "Check/clean the run folder; the checkpoint to resume from (or None)"
