@@ -137,3 +137,31 @@ def test_a_corrupt_checkpoint_stops_resume_with_one_line(sft, tmp_path):
     msg = one_line_exit(['--sft-model', str(sft), '--out-dir', str(out), '--total-steps', '256', '--num-envs', '4',
                          '--num-steps', '16', '--resume'])
     assert last.name in msg, msg
+
+def test_a_full_disk_is_one_line_naming_the_file(sft, tmp_path, monkeypatch):
+    "The disk fills during a checkpoint save: one line naming the checkpoint, no temp file, the earlier files intact"
+    import errno, waypoint_rl.utils as U
+    out, calls = tmp_path/'run', []
+    real = U.os.fsync
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) >= 2: raise OSError(errno.ENOSPC, 'No space left on device')   # the second file written
+        return real(fd)
+    monkeypatch.setattr(U.os, 'fsync', fsync)
+    msg = one_line_exit(['--sft-model', str(sft), '--out-dir', str(out), '--total-steps', '256', '--num-envs', '4',
+                         '--num-steps', '16', '--checkpoint-every', '64'])
+    assert msg == f"error: {out/'checkpoint_128.pt'}: no space left on the device (disk full); nothing was written " \
+                  "there\n", msg
+    assert [p.name for p in list_checkpoints(out)] == ['checkpoint_64.pt'] and not list(out.glob('.*.tmp'))
+    load_checkpoint(out/'checkpoint_64.pt', 'delta')                      # the good one is whole
+
+def test_a_full_disk_while_logging_is_one_line(sft, tmp_path, monkeypatch):
+    import builtins, errno
+    out, real_open = tmp_path/'run', builtins.open
+    def full_open(f, mode='r', *a, **k):
+        if str(f).endswith('train_log.jsonl') and 'a' in mode: raise OSError(errno.ENOSPC, 'No space left on device')
+        return real_open(f, mode, *a, **k)
+    monkeypatch.setattr(builtins, 'open', full_open)
+    msg = one_line_exit(['--sft-model', str(sft), '--out-dir', str(out), '--total-steps', '128', '--num-envs', '4',
+                         '--num-steps', '16'])
+    assert msg.startswith(f"error: {out/'train_log.jsonl'}: no space left on the device"), msg
