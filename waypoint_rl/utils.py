@@ -225,7 +225,7 @@ def pick_device(device:str|torch.device='auto')->torch.device:
         raise UserError(f"--device {device}: CUDA is not available here")
     return d
 
-# %% ../nbs/00_utils.ipynb #4db433e3
+# %% ../nbs/00_utils.ipynb #9a46e930
 def world()->tuple:
     "(rank, world_size) of this process (0, 1 without torch.distributed)"
     import torch.distributed as dist
@@ -244,7 +244,8 @@ def init_distributed(device:str|torch.device='auto', # 'auto', 'cpu', 'cuda' (ea
         return dev
     dev = pick_device(device)
     if dev.type == 'cuda':
-        if dev.index is None or str(device) in ('auto', 'cuda'): dev = torch.device('cuda', int(os.environ['LOCAL_RANK']))
+        if dev.index is None or str(device) in ('auto', 'cuda'):
+            dev = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
         torch.cuda.set_device(dev)
     dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
     return dev
