@@ -127,7 +127,8 @@ def test_bad_sft_model_files_are_one_line(sft, tmp_path, kind):
         with torch.no_grad(): next(n.parameters()).view(-1)[0] = float('nan')
         save_sft_checkpoint(bad, n)
     else: bad.write_bytes(_mutations(sft.read_bytes())[kind])
-    msg = one_line_exit(['--sft-model', str(bad), '--out-dir', str(tmp_path/'x'), '--num-envs', '4', '--num-steps', '16'])
+    msg = one_line_exit(['--sft-model', str(bad), '--out-dir', str(tmp_path/'x'), '--num-envs', '4',
+                         '--num-steps', '16'])
     assert str(bad) in msg and not Path('/tmp/wrl_pwned').exists(), msg
 
 def test_a_corrupt_checkpoint_stops_resume_with_one_line(sft, tmp_path):

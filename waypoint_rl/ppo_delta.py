@@ -158,8 +158,9 @@ def load_agent_state(agent:ResidualDeltaAgent, ck:dict, where:str='checkpoint'):
     except (RuntimeError, KeyError) as e:
         raise CheckpointError(f"{where}: does not fit the agent: {str(e).splitlines()[0]}") from None
 
-# %% ../nbs/07_ppo_delta.ipynb #b2f57f8d
-RUN_FILES = ('checkpoint_*.pt', 'final.pt', 'train_log.jsonl', 'learning_curve.png', 'tb/events.out.tfevents.*')
+# %% ../nbs/07_ppo_delta.ipynb #cd1fa265
+RUN_FILES = ('checkpoint_*.pt', 'final.pt', 'train_log.jsonl', 'learning_curve.png',
+             'tb/events.out.tfevents.*')
 _RESUME_KEYS = ('num_envs', 'num_steps', 'max_delta', 'hidden', 'dynamics', 'delta_state')
 
 def _ckpt_step(p:Path)->int:
