@@ -52,7 +52,9 @@ def test_wrl_episodes_refuses_to_mix_runs(tmp_path):
                                        (["--dynamics", "gain=0.9,grip=1"], "(--dynamics): unknown key 'grip'"),
                                        (["--dynamics", "lag=-1"], "(--dynamics): actuator_lag must be >= 0"),
                                        (["--episodes", "0"], "episodes (--episodes): must be >= 1"),
-                                       (["--noise-std", "-1"], "noise_std (--noise-std): must be >= 0")])
+                                       (["--noise-std", "-1"], "noise_std (--noise-std): must be finite and >= 0"),
+                                       (["--seed", "-1"], "seed (--seed): must be >= 0"),
+                                       (["--image-size", "100000"], "(--num-envs, --image-size, --horizon-steps)")])
 def test_wrl_episodes_bad_flags(tmp_path, args, msg):
     r = run("wrl_episodes", "--out-dir", "e", *args, cwd=tmp_path)
     assert r.returncode == 2 and r.stdout == ""
@@ -90,7 +92,8 @@ def test_wrl_drive_explicit_world(tmp_path):
 @pytest.mark.parametrize("args,msg", [(["--cameras", "front,rear"], "unknown camera 'rear'"),
                                       (["--episodes", "0"], "episodes (--episodes)"),
                                       (["--dynamics-shift", "ice"], "unknown preset 'ice'"),
-                                      (["--dynamics", "ice"], "dynamics (--dynamics): unknown world 'ice'")])
+                                      (["--dynamics", "ice"], "dynamics (--dynamics): unknown world 'ice'"),
+                                      (["--seed", "-1"], "seed (--seed): must be >= 0, got -1")])
 def test_wrl_drive_bad_input(tmp_path, args, msg):
     r = run("wrl_drive", "--out-dir", str(tmp_path), *args, cwd=tmp_path)
     assert r.returncode == 2
@@ -153,3 +156,19 @@ def test_wrong_count_names_file_and_frame(tmp_path):
     fp.write_text(json.dumps(d))
     with pytest.raises(EpisodeError, match=r"ep.json: frame 1: expert.waypoints has 9 points, expected 8"):
         load_episode(fp)
+
+@pytest.mark.parametrize("cmd", ["wrl_episodes", "wrl_drive"])
+def test_a_second_run_into_a_locked_folder_is_refused(tmp_path, cmd):
+    from waypoint_rl.utils import run_lock
+    with run_lock(tmp_path/"o"):                       # as a concurrent run would hold it
+        r = run(cmd, "--out-dir", "o", "--episodes", "1", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("error: --out-dir o: another run is writing there")
+    assert sorted(p.name for p in (tmp_path/"o").iterdir()) == [".lock"]
+
+@pytest.mark.parametrize("cmd", ["wrl_episodes", "wrl_drive"])
+def test_out_dir_that_is_a_file(tmp_path, cmd):
+    (tmp_path/"o").write_text("keep")
+    r = run(cmd, "--out-dir", "o", "--episodes", "1", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr == "error: --out-dir o: exists and is not a folder\n", r.stderr
+    assert (tmp_path/"o").read_text() == "keep"

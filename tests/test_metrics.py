@@ -184,3 +184,33 @@ def test_cli_errors(tmp_path, monkeypatch, capsys, args, msg):
 def test_cli_error_in_a_fresh_process(tmp_path):
     r = _run([str(BIN / 'wrl_eval'), 'nope.json'], tmp_path)
     assert r.returncode == 2 and r.stderr == 'error: nope.json: no such file\n', r.stderr
+
+def test_a_closed_pipe_is_one_line(tmp_path):
+    "`wrl_eval ... | head`: the reader goes away before the output is written"
+    _files(tmp_path)
+    p = subprocess.Popen([str(BIN / 'wrl_eval'), 'sft_predictions.json', '--output', '-'], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.close()                                           # as `head` does once it has its lines
+    err = p.stderr.read(); p.wait(timeout=120)
+    assert p.returncode == 1 and err.count('\n') == 1 and err.startswith('error: stdout:'), (p.returncode, err)
+
+def test_predict_refuses_a_camera_the_episodes_lack_and_duplicate_ids(tmp_path, capsys):
+    import shutil
+    from waypoint_rl.episodes import write_expert_episodes
+    from waypoint_rl.policy import WaypointNet, WaypointNetConfig, save_sft_checkpoint
+    from waypoint_rl.metrics import wrl_predict
+    write_expert_episodes(tmp_path / 'eps', 2, seed=0, show_progress=False)
+    cfg = dict(channels=[8, 8], z_dim=8, hidden=8)
+    save_sft_checkpoint(tmp_path / 'two.pt', WaypointNet(WaypointNetConfig(cameras=['front', 'side_left'], **cfg)))
+    save_sft_checkpoint(tmp_path / 'one.pt', WaypointNet(WaypointNetConfig(**cfg)))
+    def fails(argv, msg):
+        with pytest.raises(SystemExit) as e: wrl_predict(argv + ['--device', 'cpu', '--quiet'])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err.startswith('error: ') and err.count('\n') == 1 and msg in err, err
+    out = tmp_path / 'p.json'
+    fails(['--checkpoint', str(tmp_path / 'two.pt'), '--eval-data', str(tmp_path / 'eps/*.json'), '--output', str(out)],
+          "no frame has the policy's camera 'side_left'")
+    shutil.copy(tmp_path / 'eps/toy_000000.json', tmp_path / 'eps/copy.json')
+    fails(['--checkpoint', str(tmp_path / 'one.pt'), '--eval-data', str(tmp_path / 'eps/*.json'), '--output', str(out)],
+          "episode_id 'toy_000000' is also the id of")
+    assert not out.exists()

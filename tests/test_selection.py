@@ -83,3 +83,45 @@ def test_help_lists_every_flag(run_dir):
     for f in ('--checkpoints', '--eval-data', '--metric', '--top-k', '--json-output', '--output-best',
               '--closed-loop-episodes'):
         assert f in h
+
+def _in_process(argv, cwd, monkeypatch, capsys):
+    "Run `wrl_select` in this process; (exit code, stderr lines)"
+    from waypoint_rl.selection import wrl_select
+    monkeypatch.chdir(cwd)
+    try: wrl_select(argv + ['--device', 'cpu', '--quiet']); code = 0
+    except SystemExit as e: code = e.code
+    return code, capsys.readouterr().err.splitlines()
+
+def test_nothing_written_unless_every_output_can_be(run_dir, tmp_path, monkeypatch, capsys):
+    d, _ = run_dir
+    (tmp_path / 'best.pt').write_bytes(b'previous best'); (tmp_path / 'a_file').write_text('')
+    code, err = _in_process(['--checkpoints', 'out/rl_delta_waypoint_v0/checkpoint_00*.pt', '--eval-data',
+                             'out/episodes/**/*.json', '--output-best', str(tmp_path / 'best.pt'),
+                             '--json-output', str(tmp_path / 'a_file' / 'sel.json')], d, monkeypatch, capsys)
+    assert code == 2 and len(err) == 1 and err[0].startswith('error: --json-output'), err
+    assert (tmp_path / 'best.pt').read_bytes() == b'previous best'
+    assert not list(tmp_path.glob('.*.tmp'))
+
+def test_output_best_as_the_only_checkpoint(run_dir, monkeypatch, capsys):
+    d, _ = run_dir
+    ck = 'out/rl_delta_waypoint_v0/checkpoint_001.pt'
+    code, err = _in_process(['--checkpoints', ck, '--eval-data', 'out/episodes/**/*.json', '--output-best', ck], d,
+                            monkeypatch, capsys)
+    assert code == 2 and len(err) == 1 and 'matches only --output-best' in err[0], err
+
+def test_non_finite_weights_are_skipped_and_never_best(run_dir, tmp_path, monkeypatch, capsys):
+    d, truth = run_dir
+    src = d / 'out/rl_delta_waypoint_v0'
+    for n in ('checkpoint_000.pt', 'checkpoint_001.pt'): (tmp_path / n).write_bytes((src / n).read_bytes())
+    ck = torch.load(src / 'checkpoint_002.pt', weights_only=True)         # the best one, with one NaN weight
+    k = next(k for k in ck['state_dicts']['delta'] if k.endswith('weight'))
+    ck['state_dicts']['delta'][k] = ck['state_dicts']['delta'][k].clone().fill_(float('nan'))
+    torch.save(ck, tmp_path / 'checkpoint_002.pt')
+    code, err = _in_process(['--checkpoints', str(tmp_path / 'checkpoint_*.pt'), '--eval-data',
+                             'out/episodes/**/*.json', '--output-best', str(tmp_path / 'best.pt'),
+                             '--json-output', str(tmp_path / 'sel.json')], d, monkeypatch, capsys)
+    assert code == 0, err
+    sel = json.loads((tmp_path / 'sel.json').read_text())
+    assert [Path(s['checkpoint']).name for s in sel['skipped']] == ['checkpoint_002.pt']
+    assert 'non-finite values in delta_head' in sel['skipped'][0]['reason']
+    assert (tmp_path / 'best.pt').read_bytes() == (tmp_path / Path(sel['best']['checkpoint']).name).read_bytes()

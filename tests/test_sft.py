@@ -33,7 +33,8 @@ def test_original_command_as_written(episodes, tmp_path):
     r = run(ORIGINAL_CMD, tmp_path)
     assert r.returncode == 0, r.stderr
     out = tmp_path/"out"/"sft_waypoint_bc_torch_v0"
-    assert sorted(p.name for p in out.iterdir()) == ["loss_curve.png", "model.pt", "split.json", "train_log.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "loss_curve.png", "model.pt", "split.json",
+                                                     "train_log.jsonl"]
     ck = torch.load(out/"model.pt", weights_only=True)
     assert (ck["format"], ck["kind"], ck["step"]) == ("waypoint_rl.checkpoint", "sft", 200)
     log = [json.loads(l) for l in (out/"train_log.jsonl").read_text().splitlines()]
@@ -98,7 +99,7 @@ def test_bad_input_names_file_and_leaves_no_model(episodes, tmp_path, case):
     if case == "unreadable" and os.access(f, os.R_OK): f.chmod(0o644); pytest.skip("root can read a 000 file")
     old = tmp_path/"out/sft_waypoint_bc_torch_v0/model.pt"
     old.parent.mkdir(parents=True); old.write_bytes(b"previous model")
-    r = run(ORIGINAL_CMD[:-1] + ["5"], tmp_path)
+    r = run(ORIGINAL_CMD[:-1] + ["5", "--overwrite"], tmp_path)
     need = {"unreadable": "cannot read", "binary": "cannot read",
             "wrong_count": "frame 4: expert.waypoints has 7 points, expected 8",
             "corrupt_png": "frame 2: camera front: cannot decode image", "not_json": "not valid JSON",
@@ -113,3 +114,41 @@ def test_bad_input_names_file_and_leaves_no_model(episodes, tmp_path, case):
 def test_bad_flags(episodes, tmp_path, args, msg):
     _one_line_error(run(["--episodes-glob", str(episodes/"out/episodes/*.json"), *args], tmp_path), msg)
     assert not (tmp_path/"out").exists()
+
+def test_second_run_into_a_locked_folder_is_refused(episodes, tmp_path):
+    from waypoint_rl.utils import run_lock
+    out = tmp_path/"run"
+    with run_lock(out):                                   # another process holds the folder
+        r = run(["--episodes-glob", str(episodes/"out/episodes/*.json"), "--num-steps", "2", "--out-dir", str(out)],
+                tmp_path)
+    _one_line_error(r, f"--out-dir {out}", "another run is writing there")
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+
+def test_existing_run_needs_overwrite_and_survives_a_failed_rerun(episodes, tmp_path):
+    args = ["--episodes-glob", str(episodes/"out/episodes/*.json"), "--batch-size", "4", "--num-steps", "3",
+            "--out-dir", "r", "--device", "cpu"]
+    assert run(args, tmp_path).returncode == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path/"r").iterdir()}
+    _one_line_error(run(args, tmp_path), "already holds a training run", "--overwrite")
+    (tmp_path/"r"/".model.pt.x1y2.tmp").write_bytes(b"left by a killed run")
+    _one_line_error(run(args + ["--overwrite", "--lr", "1e30"], tmp_path), "non-finite", "lower --lr")
+    after = {p.name: p.read_bytes() for p in (tmp_path/"r").iterdir()}
+    assert after == {k: v for k, v in before.items()}                  # old run intact, stale temp removed
+    ck = torch.load(tmp_path/"r"/"model.pt", weights_only=True)
+    assert np.isfinite(ck["metrics"]["final_loss"])
+    assert run(args + ["--overwrite", "--seed", "1"], tmp_path).returncode == 0
+    assert (tmp_path/"r"/"model.pt").read_bytes() != before["model.pt"]
+
+@pytest.mark.parametrize("args, msg", [(["--lr", "inf"], "lr (--lr): must be finite"), (["--lr", "nan"], "(--lr)"),
+                                       (["--seed", "-1"], "seed (--seed): must be >= 0"),
+                                       (["--weight-decay", "nan"], "(--weight-decay)"),
+                                       (["--threads", "-1"], "(--threads)"),
+                                       (["--image-size", "1000000"], "(--image-size) 1000000")])
+def test_bad_values_rejected_before_training(episodes, tmp_path, args, msg):
+    _one_line_error(run(["--episodes-glob", str(episodes/"out/episodes/*.json"), *args], tmp_path), msg)
+    assert not (tmp_path/"out").exists()
+
+def test_out_dir_that_is_a_file(episodes, tmp_path):
+    (tmp_path/"f").write_text("")
+    _one_line_error(run(["--episodes-glob", str(episodes/"out/episodes/*.json"), "--out-dir", "f"], tmp_path),
+                    "f: exists and is not a folder")
