@@ -85,3 +85,35 @@ def test_tensorboard_events_from_rank_0_only(two):
     assert len(events) == 1, events
     acc = EventAccumulator(str(events[0])); acc.Reload()
     assert [e.step for e in acc.Scalars('charts/SPS')] == [128*i for i in range(1, 9)]
+
+# ---------------------------------------------------------------- wrl_sft under torchrun
+@pytest.fixture(scope='module')
+def episodes(tmp_path_factory):
+    from waypoint_rl.episodes import write_expert_episodes
+    from waypoint_rl.env import ToyWaypointConfig
+    d = tmp_path_factory.mktemp('episodes')
+    write_expert_episodes(d, 6, seed=0, config=ToyWaypointConfig(route_length=40.0), show_progress=False)
+    return d
+
+def sft_cmd(n:int, episodes:Path, out:Path, *extra)->list:
+    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', str(n),
+            str(BIN/'wrl_sft'), '--episodes-glob', str(episodes/'*.json'), '--out-dir', str(out), '--batch-size', '8',
+            '--num-steps', '12', '--z-dim', '16', *extra]
+
+def test_sft_under_torchrun(episodes, tmp_path):
+    "Two ranks train one model on disjoint shares of the frames; rank 0 writes model.pt and the log, once"
+    r = ok(sft_cmd(2, episodes, tmp_path/'two'))
+    assert r.stdout.count('wrote') == 1
+    assert sorted(p.name for p in (tmp_path/'two').iterdir()) == ['.lock', 'loss_curve.png', 'model.pt', 'split.json',
+                                                                   'train_log.jsonl']
+    ck = load_checkpoint(tmp_path/'two'/'model.pt', 'sft')
+    assert ck['step'] == 12 and all(torch.isfinite(v).all() for v in ck['state_dicts']['sft'].values())
+    recs = read_jsonl(tmp_path/'two'/'train_log.jsonl')
+    assert [x['step'] for x in recs if 'loss' in x][:2] == [1, 11]
+    one = ok(sft_cmd(1, episodes, tmp_path/'one'))                       # one process: the plain command's model
+    plain = subprocess.run([str(BIN/'wrl_sft'), '--episodes-glob', str(episodes/'*.json'), '--out-dir',
+                            str(tmp_path/'plain'), '--batch-size', '8', '--num-steps', '12', '--z-dim', '16'],
+                           env=ENV, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0 and plain.returncode == 0, plain.stderr
+    a, b = (load_checkpoint(tmp_path/d/'model.pt', 'sft')['state_dicts']['sft'] for d in ('one', 'plain'))
+    assert same(a, b)

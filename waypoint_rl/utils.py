@@ -16,8 +16,8 @@ _all_ = ['delegates']   # re-exported for the commands: `from waypoint_rl.utils 
 # %% auto #0
 __all__ = ['LOCK_NAME', 'UserError', 'build_parser', 'os_fault', 'cli', 'atomic_write', 'atomic_json', 'atomic_save',
            'save_figure', 'Diverged', 'check_finite', 'run_lock', 'remove_stale_temps', 'seed_everything',
-           'pick_device', 'world', 'init_distributed', 'is_main', 'all_reduce_', 'barrier', 'gather_objects',
-           'main_rank_first', 'progress', 'delegates']
+           'pick_device', 'world', 'init_distributed', 'is_main', 'leave_distributed', 'all_reduce_', 'barrier',
+           'gather_objects', 'main_rank_first', 'broadcast_', 'average_gradients_', 'progress', 'delegates']
 
 # %% ../nbs/00_utils.ipynb #8508c142
 class UserError(Exception):
@@ -225,7 +225,7 @@ def pick_device(device:str|torch.device='auto')->torch.device:
         raise UserError(f"--device {device}: CUDA is not available here")
     return d
 
-# %% ../nbs/00_utils.ipynb #9a46e930
+# %% ../nbs/00_utils.ipynb #268dc25f
 def world()->tuple:
     "(rank, world_size) of this process (0, 1 without torch.distributed)"
     import torch.distributed as dist
@@ -253,6 +253,11 @@ def init_distributed(device:str|torch.device='auto', # 'auto', 'cpu', 'cuda' (ea
 def is_main()->bool:
     "True on rank 0 (and in a one-process run): the rank that writes files"
     return world()[0] == 0
+
+def leave_distributed():
+    "Leave torchrun's process group, if this process joined one (the commands call it before they exit)"
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
 # %% ../nbs/00_utils.ipynb #c24445f7
 def all_reduce_(t:Tensor, op:str='sum')->Tensor:
@@ -291,6 +296,31 @@ def main_rank_first(fn, *args, **kwargs):
     res, err = box[0]
     if err is not None: raise UserError(err)
     return res
+
+# %% ../nbs/00_utils.ipynb #a269d4b8
+def broadcast_(tensors:list)->list:
+    "Copy rank 0's values into `tensors` on every rank (no-op in one process)"
+    import torch.distributed as dist
+    if world()[1] == 1 or not tensors: return tensors
+    with torch.no_grad():
+        flat = torch.cat([t.detach().reshape(-1).double() for t in tensors]); dist.broadcast(flat, 0)
+        i = 0
+        for t in tensors: t.copy_(flat[i:i + t.numel()].view_as(t)); i += t.numel()
+    return tensors
+
+def average_gradients_(params:list, # parameters whose .grad to average (None grads count as zeros)
+                       *scalars:Tensor, # e.g. the loss: averaged too, returned
+                      )->tuple:
+    "Average the gradients of `params` (and `scalars`) over the ranks with one all-reduce; no-op in one process"
+    if world()[1] == 1: return scalars
+    for p in params:
+        if p.grad is None: p.grad = torch.zeros_like(p)
+    grads = [p.grad for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads] + [s.detach().reshape(-1).to(grads[0].dtype) for s in scalars])
+    all_reduce_(flat, 'mean')
+    i = 0
+    for g in grads: g.copy_(flat[i:i + g.numel()].view_as(g)); i += g.numel()
+    return tuple(flat[i + k] for k in range(len(scalars)))
 
 # %% ../nbs/00_utils.ipynb #cdbaa797
 def progress(iterable=None, total:int|None=None, desc:str|None=None, disable:bool|None=None, **kw):
