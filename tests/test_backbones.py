@@ -154,3 +154,23 @@ def test_default_cnn_keeps_its_parameter_names_and_random_init():
             'waypoint_head.2.bias': 0.5069675296545029}
     assert list(sd) == list(want)
     for k, v in want.items(): assert sd[k].double().abs().sum().item() == pytest.approx(v, rel=1e-9, abs=1e-12), k
+
+def test_wrl_sft_arch_resnet18_then_wrl_ppo(tmp_path):
+    "The commands as a user runs them: a ResNet-18 SFT model, then a residual on it"
+    from pathlib import Path
+    from waypoint_rl.episodes import write_expert_episodes
+    from waypoint_rl.env import ToyWaypointConfig
+    bin_, env = Path(sys.executable).parent, dict(os.environ, OMP_NUM_THREADS="1")
+    write_expert_episodes(tmp_path/"eps", 3, seed=0, config=ToyWaypointConfig(route_length=40.0), show_progress=False)
+    r = subprocess.run([str(bin_/"wrl_sft"), "--episodes-glob", str(tmp_path/"eps"/"*.json"), "--out-dir",
+                        str(tmp_path/"sft"), "--num-steps", "3", "--batch-size", "8", "--arch", "resnet18", "--quiet"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert load_checkpoint(tmp_path/"sft"/"model.pt")["model_config"]["sft"]["arch"] == "resnet18"
+    r = subprocess.run([str(bin_/"wrl_ppo"), "--sft-model", str(tmp_path/"sft"/"model.pt"), "--out-dir",
+                        str(tmp_path/"rl"), "--total-steps", "128", "--num-envs", "4", "--num-steps", "16"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and (tmp_path/"rl"/"final.pt").exists(), r.stderr
+    bad = subprocess.run([str(bin_/"wrl_sft"), "--episodes-glob", str(tmp_path/"eps"/"*.json"), "--out-dir",
+                          str(tmp_path/"x"), "--arch", "vgg"], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: arch (--arch): unknown backbone 'vgg'"), bad.stderr

@@ -154,14 +154,14 @@ def _setup(episodes_glob, val_frac, seed, image_size, z_dim, cache, show_progres
         raise UserError(f"episodes_glob (--episodes-glob) {episodes_glob!r}: no valid expert waypoint to train on")
     return eps, ds, tr, va, tr_e, va_e
 
-# %% ../nbs/05_sft.ipynb #201ddbb8
-def _init_net(ds:EpisodeDataset, tr:torch.Tensor, image_size:int, z_dim:int)->WaypointNet:
+# %% ../nbs/05_sft.ipynb #000fc3cd
+def _init_net(ds:EpisodeDataset, tr:torch.Tensor, image_size:int, z_dim:int, arch:str='cnn')->WaypointNet:
     "The network, with `waypoint_scale` = RMS of the training targets and the head bias at their mean"
     ok = ds.waypoints_valid[tr]
     w = ds.waypoints[tr]
     scale = float(w[ok].pow(2).mean().sqrt().clamp(min=1e-3))
     net = WaypointNet(WaypointNetConfig(cameras=ds.cameras, horizon_steps=ds.horizon_steps, image_size=image_size,
-                                        z_dim=z_dim, waypoint_scale=round(scale, 4)))
+                                        z_dim=z_dim, waypoint_scale=round(scale, 4), arch=arch))
     mean = (w*ok[..., None]).sum(0)/ok.sum(0).clamp(min=1)[:, None]
     with torch.no_grad(): net.waypoint_head[-1].bias.copy_((mean/net.cfg.waypoint_scale).flatten())
     return net
@@ -185,7 +185,7 @@ def _finish(out:Path, log_tmp:Path, log:list, split:dict, net:WaypointNet, num_s
     _plot_curve(log, out/"loss_curve.png")
     save_sft_checkpoint(out/"model.pt", net.cpu().eval(), step=num_steps, metrics=metrics)
 
-# %% ../nbs/05_sft.ipynb #daa43349
+# %% ../nbs/05_sft.ipynb #9f8905a1
 def train_sft(episodes_glob:str|list="out/episodes/**/*.json", # episode JSON files (glob, ** recurses) or a list
               out_dir:str|Path="out/sft_waypoint_bc_torch_v0", # where model.pt, train_log.jsonl, loss_curve.png go
               batch_size:int=32, # samples per step (per process under torchrun)
@@ -196,6 +196,7 @@ def train_sft(episodes_glob:str|list="out/episodes/**/*.json", # episode JSON fi
               device:str="auto", # auto (CUDA when available), cpu, cuda, cuda:1, ...
               image_size:int=64, # [px] network input side; frames of other sizes are resized
               z_dim:int=128, # latent size
+              arch:str="cnn", # the camera backbone: a name in policy.BACKBONES ('cnn', 'resnet18', or one's own)
               weight_decay:float=1e-4, # AdamW weight decay
               eval_every:int=0, # validate every this many steps (0: 5 times per run)
               threads:int=0, # CPU threads for torch (0: torch's default)
@@ -215,7 +216,7 @@ def train_sft(episodes_glob:str|list="out/episodes/**/*.json", # episode JSON fi
     if rank == 0: eps, ds, tr, va, tr_e, va_e = setup()               # rank 0 first: it writes the frame cache
     barrier()
     if rank: eps, ds, tr, va, tr_e, va_e = setup()
-    net = _init_net(ds, tr, image_size, z_dim).to(dev).train()        # checks the network's config: before any write
+    net = _init_net(ds, tr, image_size, z_dim, arch).to(dev).train()  # checks the network's config: before any write
     broadcast_(list(net.state_dict().values()))                        # every rank starts from rank 0's weights
     split = dict(train=[str(eps[i].path) for i in tr_e], val=[str(eps[i].path) for i in va_e],
                  val_episode_ids=[eps[i].episode_id for i in va_e], seed=seed, val_frac=val_frac)
