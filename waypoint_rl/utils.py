@@ -259,14 +259,20 @@ def leave_distributed():
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
-# %% ../nbs/00_utils.ipynb #c24445f7
+# %% ../nbs/00_utils.ipynb #7f117571
 def all_reduce_(t:Tensor, op:str='sum')->Tensor:
     "All-reduce `t` in place over the ranks (`op`: sum, mean, max, min); no-op in one process"
     import torch.distributed as dist
     r, n = world()
     if n == 1: return t
-    ops = dict(sum=dist.ReduceOp.SUM, mean=dist.ReduceOp.SUM, max=dist.ReduceOp.MAX, min=dist.ReduceOp.MIN)
-    dist.all_reduce(t, ops[op])
+    if dist.get_backend() == 'gloo' and t.numel()*n <= 1 << 22:     # small, on CPU: gather, then reduce here
+        flat = torch.empty(n*t.numel(), dtype=t.dtype, device=t.device)
+        dist.all_gather_into_tensor(flat, t.reshape(-1).contiguous())
+        every = flat.view(n, *t.shape)
+        t.copy_(dict(sum=every.sum, mean=every.sum, max=every.amax, min=every.amin)[op](0))
+    else:
+        ops = dict(sum=dist.ReduceOp.SUM, mean=dist.ReduceOp.SUM, max=dist.ReduceOp.MAX, min=dist.ReduceOp.MIN)
+        dist.all_reduce(t, ops[op])
     if op == 'mean': t /= n
     return t
 
