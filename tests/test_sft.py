@@ -1,6 +1,6 @@
 """`wrl_sft` end to end in temp dirs (fresh processes): the original module's command as written, `python -m`,
 every bad-input path."""
-import json, os, shutil, subprocess, sys
+import importlib.util, json, os, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest, torch
 from waypoint_rl.episodes import write_expert_episodes
@@ -33,8 +33,9 @@ def test_original_command_as_written(episodes, tmp_path):
     r = run(ORIGINAL_CMD, tmp_path)
     assert r.returncode == 0, r.stderr
     out = tmp_path/"out"/"sft_waypoint_bc_torch_v0"
-    assert sorted(p.name for p in out.iterdir()) == [".lock", "loss_curve.png", "model.pt", "split.json",
-                                                     "train_log.jsonl"]
+    tb = ["tb"] if importlib.util.find_spec("tensorboard") else []      # TensorBoard events when installed
+    assert sorted(p.name for p in out.iterdir()) == sorted([".lock", "loss_curve.png", "model.pt", "split.json",
+                                                            "train_log.jsonl", *tb])
     ck = torch.load(out/"model.pt", weights_only=True)
     assert (ck["format"], ck["kind"], ck["step"]) == ("waypoint_rl.checkpoint", "sft", 200)
     log = [json.loads(l) for l in (out/"train_log.jsonl").read_text().splitlines()]
@@ -128,11 +129,11 @@ def test_existing_run_needs_overwrite_and_survives_a_failed_rerun(episodes, tmp_
     args = ["--episodes-glob", str(episodes/"out/episodes/*.json"), "--batch-size", "4", "--num-steps", "3",
             "--out-dir", "r", "--device", "cpu"]
     assert run(args, tmp_path).returncode == 0
-    before = {p.name: p.read_bytes() for p in (tmp_path/"r").iterdir()}
+    before = {p.name: p.read_bytes() for p in (tmp_path/"r").rglob("*") if p.is_file()}
     _one_line_error(run(args, tmp_path), "already holds a training run", "--overwrite")
     (tmp_path/"r"/".model.pt.x1y2.tmp").write_bytes(b"left by a killed run")
     _one_line_error(run(args + ["--overwrite", "--lr", "1e30"], tmp_path), "non-finite", "lower --lr")
-    after = {p.name: p.read_bytes() for p in (tmp_path/"r").iterdir()}
+    after = {p.name: p.read_bytes() for p in (tmp_path/"r").rglob("*") if p.is_file()}
     assert after == {k: v for k, v in before.items()}                  # old run intact, stale temp removed
     ck = torch.load(tmp_path/"r"/"model.pt", weights_only=True)
     assert np.isfinite(ck["metrics"]["final_loss"])

@@ -104,8 +104,8 @@ def test_sft_under_torchrun(episodes, tmp_path):
     "Two ranks train one model on disjoint shares of the frames; rank 0 writes model.pt and the log, once"
     r = ok(sft_cmd(2, episodes, tmp_path/'two'))
     assert r.stdout.count('wrote') == 1
-    assert sorted(p.name for p in (tmp_path/'two').iterdir()) == ['.lock', 'loss_curve.png', 'model.pt', 'split.json',
-                                                                   'train_log.jsonl']
+    assert sorted(p.name for p in (tmp_path/'two').iterdir() if p.is_file()) == ['.lock', 'loss_curve.png', 'model.pt',
+                                                                               'split.json', 'train_log.jsonl']
     ck = load_checkpoint(tmp_path/'two'/'model.pt', 'sft')
     assert ck['step'] == 12 and all(torch.isfinite(v).all() for v in ck['state_dicts']['sft'].values())
     recs = read_jsonl(tmp_path/'two'/'train_log.jsonl')

@@ -176,13 +176,30 @@ def _guard(tensors:dict, # {name: tensor}
     if ts and not bool(torch.stack([torch.isfinite(t).all() for t in ts]).all()):
         check_finite(tensors, what, f"the run diverged: lower --lr (now {lr:g})")
 
-# %% ../nbs/05_sft.ipynb #09aa7c99
+# %% ../nbs/05_sft.ipynb #6529abc9
+def _tensorboard(log:list, out:Path):
+    "The log as TensorBoard events in `out/tb` (replacing an earlier run's), when tensorboard is installed"
+    try: from torch.utils.tensorboard import SummaryWriter
+    except ImportError: return
+    import shutil, tempfile
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".tb.", suffix=".tmp"))
+    try:
+        with contextlib.closing(SummaryWriter(str(tmp))) as w:
+            for rec in log:
+                for k, v in rec.items():
+                    if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                        w.add_scalar(k, v, rec["step"])
+        shutil.rmtree(out/"tb", ignore_errors=True); os.replace(tmp, out/"tb")
+    except OSError as e: raise os_fault(e, out/"tb") from None
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+
 def _finish(out:Path, log_tmp:Path, log:list, split:dict, net:WaypointNet, num_steps:int, metrics:dict):
-    "Put a finished run in place: the log, the split and the curve, then model.pt (each atomically)"
+    "Put a finished run in place: the log, the split, the curve and TensorBoard events, then model.pt"
     try: os.replace(log_tmp, out/"train_log.jsonl")
     except OSError as e: raise os_fault(e, out/"train_log.jsonl") from None
     atomic_json(split, out/"split.json")
     _plot_curve(log, out/"loss_curve.png")
+    _tensorboard(log, out)
     save_sft_checkpoint(out/"model.pt", net.cpu().eval(), step=num_steps, metrics=metrics)
 
 # %% ../nbs/05_sft.ipynb #9f8905a1

@@ -203,11 +203,14 @@ def run_lock(folder:str|Path, # the run folder (created if missing)
         yield folder
     finally: os.close(fd)                                    # closing the descriptor releases the lock
 
-# %% ../nbs/00_utils.ipynb #83c14251
+# %% ../nbs/00_utils.ipynb #7a93ebbd
 def remove_stale_temps(folder:str|Path)->list:
-    "Delete the temporary files a killed atomic write left in `folder` (call it while holding `run_lock`)"
-    stale = [p for p in Path(folder).glob('.*.tmp') if p.is_file()]
-    for p in stale: p.unlink()
+    "Delete the temporary files (and folders) a killed write left in `folder` (call it while holding `run_lock`)"
+    import shutil
+    stale = sorted(Path(folder).glob('.*.tmp'))
+    for p in stale:
+        if p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
+        else: p.unlink()
     return stale
 
 # %% ../nbs/00_utils.ipynb #69daf085
