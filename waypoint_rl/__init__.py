@@ -6,9 +6,12 @@ __version__ = "0.1.0"
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #8fe003d5
+# %% ../nbs/index.ipynb #941add4e
 import gymnasium as _gym
 # `gymnasium.make("waypoint_rl/ToyWaypoint-v0")` works after `import waypoint_rl`; the classes load lazily
 if 'waypoint_rl/ToyWaypoint-v0' not in _gym.registry:
     _gym.register(id='waypoint_rl/ToyWaypoint-v0', entry_point='waypoint_rl.env:ToyWaypointEnv',
                   vector_entry_point='waypoint_rl.env:ToyWaypointVecEnv')
+# highway-env's racetrack through the same interface (needs `pip install waypoint_rl[highway]`; loaded on make)
+if 'waypoint_rl/HighwayWaypoint-v0' not in _gym.registry:
+    _gym.register(id='waypoint_rl/HighwayWaypoint-v0', entry_point='waypoint_rl.highway:HighwayWaypointEnv')
