@@ -302,7 +302,7 @@ def _metrics(rec:dict)->dict:
     keys = ('global_step', 'iteration', 'charts/total_episodes', 'charts/episodic_return', 'charts/goal_rate')
     return {k.split('/')[-1]: rec[k] for k in keys if rec.get(k) is not None}
 
-# %% ../nbs/07_ppo_delta.ipynb #ee1f9f5f
+# %% ../nbs/07_ppo_delta.ipynb #2144c4c6
 def train_ppo_delta(sft_model:str|Path, # SFT checkpoint (wrl_sft's model.pt); frozen during training
                     out_dir:str|Path='out/rl_delta_waypoint_v0', # run folder: checkpoints, final.pt, logs, curve
                     episodes:int=1000, # train until this many training episodes have finished (unless total_steps)
@@ -387,11 +387,11 @@ def train_ppo_delta(sft_model:str|Path, # SFT checkpoint (wrl_sft's model.pt); f
                     save(rec); last_ck = trainer.global_step
                 user = callback is not None and callback(trainer, rec)
                 return bool(done or user)
-            finished = ck_resume is not None and budget_done(tr) and (out/'final.pt').is_file()
-            if not finished:                                # (resuming a finished run changes nothing)
-                if rank == 0: tr.logger = logger = JSONLLogger(log_path)  # (nor does a refused resume)
-                if not (ck_resume is not None and budget_done(tr)): tr.train(callback=each,
-                                                                             progress_bar=show_progress is not False)
+            at_end = ck_resume is not None and budget_done(tr)             # resumed with its budget spent
+            finished = at_end and (out/'final.pt').is_file()               # then resuming changes nothing
+            if not finished:
+                if rank == 0: tr.logger = logger = JSONLLogger(log_path)  # (only now: a refused resume leaves no trace)
+                if not at_end: tr.train(callback=each, progress_bar=show_progress is not False)
                 last = tr.history[-1] if tr.history else (record or dict(global_step=tr.global_step))
                 if not ckpts or _ckpt_step(ckpts[-1]) != tr.global_step:
                     if ck_resume is None or tr.history: save(last)
