@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow lint docs readme export clean-nbs bench
+.PHONY: install demo test test-slow lint docs readme export clean-nbs bench mutate
 
 $(STAMP): setup.py settings.ini
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,9 @@ test-slow: install
 
 bench: install
 	$(BIN)/wrl_env_bench
+
+mutate: install          ## mutation testing of the core modules (cosmic-ray; ~40 min); ARGS="metrics --sample 0" for all of one
+	$(BIN)/python tools/mutate.py $(ARGS)
 
 export: install
 	$(BIN)/nbdev_export

@@ -196,11 +196,12 @@ def test_errors():
     with pytest.raises(UserError, match='DISABLED'):
         PPOTrainer(count_envs(AutoresetMode.DISABLED), CounterValueAgent(), small_cfg(num_envs=3))
 
-def test_evaluate_counts_episodes_in_both_modes():
+def test_evaluate_counts_episodes_in_both_modes(capsys):
     for mode in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
         res = evaluate(count_envs(mode), CounterValueAgent(), n_episodes=5, deterministic=False, seed=0)
         assert len(res['returns']) == 5 and all(r == l*(l + 1)/2 for r, l in zip(res['returns'], res['lengths']))
         assert res['goal_reached'] == [False]*5
+    assert capsys.readouterr().err == ''                 # no progress bar: evaluation runs inside training loops
 
 # ---------------------------------------------------------------- logs
 def test_logger_without_tensorboard_and_plot(tmp_path, monkeypatch):
@@ -222,3 +223,104 @@ def test_trainer_writes_jsonl(tmp_path):
     recs = read_jsonl(tmp_path/'log.jsonl')
     assert len(recs) == 2 and recs[-1]['global_step'] == 128 and recs == [
         {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in tr.history]
+
+# ---------------------------------------------------------------- saving the env's state; several ranks, faked
+class CountVecEnv(gym.vector.VectorEnv):
+    "Counters like `CountEnv` (all truncated), batched, NEXT_STEP autoreset, and able to save and restore their state"
+    metadata = {'autoreset_mode': AutoresetMode.NEXT_STEP}
+    def __init__(self, lengths=LENGTHS):
+        self.L, self.num_envs = np.array(lengths), len(lengths)
+        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+        self.single_action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
+        self.reset_seeds, self.loaded = [], []
+    def _obs(self): return self.k[:, None].astype(np.float32)
+    def reset(self, seed=None, options=None):
+        self.reset_seeds.append(seed)
+        self.k, self.reset_next = np.zeros(self.num_envs, np.int64), np.zeros(self.num_envs, bool)
+        return self._obs(), {}
+    def step(self, action):
+        r = np.where(self.reset_next, 0., self.k + 1.)
+        self.k = np.where(self.reset_next, 0, self.k + 1)
+        trunc = ~self.reset_next & (self.k == self.L)
+        self.reset_next = trunc
+        return self._obs(), r, np.zeros(self.num_envs, bool), trunc, {}
+    def state_dict(self): return {'k': torch.from_numpy(self.k.copy()), 'reset_next': torch.from_numpy(self.reset_next)}
+    def load_state_dict(self, sd):
+        self.loaded.append(sd)
+        self.k, self.reset_next = sd['k'].numpy().copy(), sd['reset_next'].numpy().copy()
+        return self._obs(), {}
+
+def count_cfg(**kw):
+    return PPOConfig(**{**dict(num_envs=3, num_steps=7, total_steps=84, num_minibatches=2, update_epochs=2, seed=0,
+                               device='cpu'), **kw})
+
+def without_sps(h): return [{k: v for k, v in r.items() if k != 'charts/SPS'} for r in h]
+
+class FakeClock:
+    "time.perf_counter that advances one second per call"
+    def __init__(self): self.t = -1.
+    def perf_counter(self): self.t += 1.; return self.t
+
+def test_resume_restores_the_env_state_exactly(tmp_path, monkeypatch):
+    "a run stopped mid-episode and resumed with the env's saved state replays the uninterrupted run"
+    import waypoint_rl.ppo as ppo
+    seed_everything(0); full = ppo_train(CountVecEnv(), MLPActorCritic.from_envs(CountVecEnv()), count_cfg(),
+                                         progress=False)
+    seed_everything(0); e = CountVecEnv(); tr = PPOTrainer(e, MLPActorCritic.from_envs(e), count_cfg())
+    tr.train(callback=lambda t, r: t.iteration == 2, progress_bar=False)
+    torch.save(tr.state_dict(), tmp_path/'trainer.pt')
+    sd = torch.load(tmp_path/'trainer.pt', weights_only=True)
+    assert sd['ranks'][0]['env']['k'].tolist() == [2, 4, 2] and sd['ranks'][0]['ep_ret'].tolist() == [3., 0., 0.]
+    seed_everything(1); e2 = CountVecEnv(); tr2 = PPOTrainer(e2, MLPActorCritic.from_envs(e2), count_cfg())
+    tr2.load_state_dict(sd)
+    assert len(e2.loaded) == 1 and e2.reset_seeds == [0]                        # restored, not reset again
+    monkeypatch.setattr(ppo, 'time', FakeClock())
+    h = tr2.train(progress_bar=False)
+    assert without_sps(h) == without_sps(full.history[2:])
+    assert [r['charts/SPS'] for r in h] == [21., 21.]     # steps since the resume (2 × 21 over 2 fake seconds)
+
+def test_resume_without_env_state_resets_on_fresh_seeds(tmp_path):
+    "a state without the env's (saved by an env that cannot save it) resets the env on a seed from (seed, step)"
+    seed_everything(0); e = CountVecEnv(); tr = PPOTrainer(e, MLPActorCritic.from_envs(e), count_cfg())
+    tr.train(callback=lambda t, r: t.iteration == 2, progress_bar=False)
+    sd = tr.state_dict()
+    sd['ranks'][0]['env'] = None
+    e2 = CountVecEnv(); tr2 = PPOTrainer(e2, MLPActorCritic.from_envs(e2), count_cfg())
+    tr2.load_state_dict(sd)
+    assert e2.loaded == [] and e2.reset_seeds == [0, int(np.random.SeedSequence([0, 42]).generate_state(1)[0])]
+    assert tr2._ep_ret.tolist() == [0., 0., 0.] and tr2._ep_len.tolist() == [0, 0, 0]
+    class CannotLoad(CountVecEnv): load_state_dict = None
+    e3 = CannotLoad(); tr3 = PPOTrainer(e3, MLPActorCritic.from_envs(e3), count_cfg())
+    tr3.load_state_dict(tr.state_dict())                  # an env state, but this env cannot load it: reset
+    assert len(e3.reset_seeds) == 2 and tr3._ep_len.tolist() == [0, 0, 0]
+
+def test_two_ranks_bookkeeping(monkeypatch):
+    "with `world()` faked to 2 ranks in one process (the collectives are no-ops there), steps count both ranks"
+    import waypoint_rl.ppo as ppo
+    bars = []
+    real = ppo.progress
+    monkeypatch.setattr(ppo, 'progress', lambda **kw: bars.append(kw) or real(**kw))
+    def run(w):
+        monkeypatch.setattr(ppo, 'world', lambda: (0, w))
+        seed_everything(0); e = CountVecEnv()
+        return ppo_train(e, MLPActorCritic.from_envs(e), count_cfg(total_steps=84*w), progress=False).history
+    h1, h2 = run(1), run(2)
+    assert [r['global_step'] for r in h2] == [42, 84, 126, 168] and bars[-1]['total'] == 168
+    ep = lambda h: [(r['charts/episodic_return'], r['charts/episodic_length'], r['charts/episodes']) for r in h]
+    assert ep(h2) == ep(h1) and ep(h1)[0] == (5.6, 2.8, 5)       # returns 6, 6, 10, 3, 3: whatever the actions
+    assert all(r['dist/weight_spread'] == 0. for r in h2) and 'dist/weight_spread' not in h1[0]
+    with pytest.raises(UserError, match=r'less than one rollout of all 2 processes \(42 env steps\)'):
+        PPOTrainer(CountVecEnv(), CounterValueAgent(), count_cfg(total_steps=21))
+
+def test_progress_bar_switch(monkeypatch):
+    "progress_bar=False turns the bar off; True leaves it to the terminal (shown on one)"
+    import waypoint_rl.ppo as ppo
+    bars = []
+    real = ppo.progress
+    monkeypatch.setattr(ppo, 'progress', lambda **kw: bars.append(kw) or real(**kw))
+    for on in (False, True):
+        seed_everything(0); e = CountVecEnv()
+        PPOTrainer(e, MLPActorCritic.from_envs(e), count_cfg(total_steps=21)).train(progress_bar=on)
+    assert [b['disable'] for b in bars] == [True, None] and bars[0]['total'] == 21

@@ -1,0 +1,160 @@
+"Exact values of the toy env: progress and steering, truncation, camera rasters, the world view, the benchmark."
+import inspect, re
+import numpy as np
+import pytest
+from gymnasium.error import ResetNeeded
+import waypoint_rl.env as wenv
+from waypoint_rl.env import ToyWaypointConfig, ToyWaypointEnv, ToyWaypointVecEnv, env_benchmark
+
+# a straight route, the car on it and pointing along it: every position and pixel below is known in advance
+STRAIGHT = dict(straight_prob=1.0, init_lateral=0.0, init_heading=0.0)
+WP_COLOUR, EDGE_COLOUR, CENTRE_COLOUR, CAR_COLOUR = (40, 110, 220), (170, 170, 230), (90, 90, 90), (20, 20, 20)
+
+def _straight_env(**kw)->tuple:
+    "A single env on a straight route, reset with seed 0; (env, obs, info)"
+    env = ToyWaypointEnv(**{**STRAIGHT, **kw})
+    obs, info = env.reset(seed=0)
+    return env, obs, info
+
+def test_progress_is_the_distance_driven_along_the_route():
+    "One step along a straight route advances `progress` by exactly the distance the car drove."
+    env, _, info = _straight_env(cameras=())
+    p0 = info['position']
+    _, _, _, _, info = env.step(info['expert_waypoints'])
+    driven = np.linalg.norm(info['position'] - p0)
+    assert driven > 2                                        # one policy period at 4-8 m/s
+    assert info['progress'] == pytest.approx(driven, abs=1e-4)
+    assert abs(info['lateral_offset']) < 1e-4
+
+def _nearest_on_route(route:np.ndarray, p:np.ndarray, ds:float)->tuple:
+    "Arc length and signed lateral offset [m, left +] of `p` from the nearest point of the whole `route`"
+    i = int(np.argmin(((route - p)**2).sum(-1)))
+    t = route[min(i + 1, len(route) - 1)] - route[max(i - 1, 0)]; t /= np.linalg.norm(t)
+    d = p - route[i]
+    return i*ds + d @ t, t[0]*d[1] - t[1]*d[0]
+
+def test_progress_and_offset_on_curved_routes():
+    "On curved routes `progress` and `lateral_offset` after each step are the projection on the nearest route point."
+    venv = ToyWaypointVecEnv(4, cameras=(), max_curvature=0.1)
+    _, info = venv.reset(seed=3)
+    routes = [venv.route(i) for i in range(4)]
+    for _ in range(6):
+        _, _, term, trunc, info = venv.step(info['expert_waypoints'])
+        assert not (term | trunc).any()
+        for i in range(4):
+            s, lat = _nearest_on_route(routes[i], info['position'][i], venv.config.route_ds)
+            assert info['progress'][i] == pytest.approx(s, abs=0.01)
+            assert info['lateral_offset'][i] == pytest.approx(lat, abs=0.01)
+
+def test_lookahead_grows_with_speed():
+    "Pure pursuit aims at the first waypoint beyond lookahead_time*speed, with the hand-computed yaw change."
+    v, L, dt = 8.0, 2.7, 0.1                                 # lookahead = max(1, 0.6*8) = 4.8 m
+    env, _, info = _straight_env(cameras=(), policy_period=1, lookahead_min=1.0, lookahead_time=0.6,
+                                 init_speed_min=v, init_speed_max=v)
+    a = np.zeros((8, 2), np.float32); a[0] = (2, 0); a[1:] = (10, 2)   # 2 m ahead (inside), then (10, 2) beyond
+    yaw0 = info['yaw_rad']
+    _, _, _, _, info = env.step(a)
+    # steer = atan(2 L ty/d²), yaw rate = v tan(steer)/L, so the yaw change is 2 v ty dt/d² with ty = 2, d² = 104
+    assert L == env.config.wheelbase and info['yaw_rad'] - yaw0 == pytest.approx(2*v*2*dt/104, rel=1e-6)
+
+def test_truncation_at_max_episode_steps():
+    "The episode is truncated on exactly its max_episode_steps-th step, not one later."
+    env, _, info = _straight_env(cameras=(), max_episode_steps=3)
+    for k in range(1, 4):
+        _, _, term, trunc, info = env.step(info['expert_waypoints'])
+        assert not term and trunc == (k == 3), k
+    assert info['termination'] == 'truncated'
+
+def test_state_space_speed_is_non_negative():
+    "The speed's lower bound in the observation space is 0 (the car never reverses)."
+    box = ToyWaypointEnv(cameras=()).observation_space['state']
+    assert box.low[0] == 0 and box.high[0] == pytest.approx(ToyWaypointConfig().max_speed*1.001)
+    assert (box.low[1:] == -box.high[1:]).all()                          # yaw rate, steering, yaw: symmetric
+
+def test_render_fps_metadata():
+    "Both envs announce 2 frames per second to video recorders."
+    assert ToyWaypointEnv.metadata['render_fps'] == 2 == ToyWaypointVecEnv.metadata['render_fps']
+
+def test_front_camera_gauge_car_and_route():
+    "Front raster at full speed: a 60-pixel red gauge in column 0, the 3x2 white car, the route from the car up."
+    env, obs, _ = _straight_env(init_speed_min=14.0, init_speed_max=14.0)
+    img, H = obs['front'], 64
+    assert obs['state'][0] == 14.0
+    gauge = img[:, 0, 0]
+    assert (gauge[:4] == 0).all() and (gauge[4:] == 255).all()             # rint(14/14*(64-4)) = 60 rows lit
+    assert (img[H-3:, H//2-1:H//2+1] == 255).all()                         # the car: last three rows, two columns
+    assert (img[H-4, H//2-1:H//2+1, 0] == 0).all()                         # and not the row above
+    assert (img[H-20:H-4, H//2-2:H//2+2, 1].max(1) == 255).all()           # the centre line right ahead of the car
+
+def test_dropped_frames_are_black():
+    "With camera_dropout=1 every frame is all zeros and marked invalid."
+    _, obs, _ = _straight_env(camera_dropout=1.0)
+    assert obs['front'].max() == 0 and obs['image_valid'].tolist() == [0]
+
+def test_copy_false_keeps_two_buffers():
+    "copy=False: a camera array stays valid through the next step and is reused the step after."
+    venv = ToyWaypointVecEnv(2, copy=False, **STRAIGHT)
+    o0, info = venv.reset(seed=0)
+    a0 = o0['front'].copy()
+    o1, _, _, _, info = venv.step(info['expert_waypoints'])
+    assert o1['front'] is not o0['front'] and np.array_equal(o0['front'], a0)
+    o2, *_ = venv.step(info['expert_waypoints'])
+    assert o2['front'] is o0['front']
+    b = venv._b                                              # the batch's own rasters reuse the same two buffers
+    r = [b.render_cameras(np.arange(2))['front'] for _ in range(3)]
+    assert r[0] is not r[1] and r[2] is r[0]
+
+def test_reset_needed_names_at_most_eight_cars():
+    "Stepping before reset names the first eight cars that have not started."
+    with pytest.raises(ResetNeeded, match=re.escape('cars [0, 1, 2, 3, 4, 5, 6, 7] have not started')):
+        ToyWaypointVecEnv(12, cameras=()).step(np.zeros((12, 8, 2)))
+
+def _world_view()->tuple:
+    "World view of a straight route at reset, and a map from world metres to its (row, col)"
+    env = ToyWaypointVecEnv(1, cameras=(), render_mode='rgb_array', **STRAIGHT)
+    _, info = env.reset(seed=0)
+    img, pts, info = env.render()[0], env.route(0), {k: v[0] for k, v in info.items()}
+    d = (pts[-1] - pts[0])/np.linalg.norm(pts[-1] - pts[0])
+    nrm = env.config.off_route_distance*np.array([-d[1], d[0]])
+    corners = np.concatenate([pts[[0, -1]] + nrm, pts[[0, -1]] - nrm])   # the corridor from start to goal
+    lo, hi = corners.min(0), corners.max(0)
+    centre, scale = (lo + hi)/2, 255/((hi - lo).max()*1.08 + 1)          # 8 % margin, 256 px
+    def px(p):
+        q = (np.asarray(p) - centre)*scale + 128
+        return 255 - int(np.floor(q[1])), int(np.floor(q[0]))
+    return env, info, img, pts, d, nrm, px
+
+def _count(img, colour)->int: return int((img == colour).all(-1).sum())
+
+def test_world_view_route_edges_and_waypoints():
+    "World view: centre line and both corridor edges in their colours, twelve 4x4 px waypoint dots up to the goal."
+    env, info, img, pts, d, nrm, px = _world_view()
+    assert img.shape == (256, 256, 3)
+    mid = pts[110]                                           # 55 m along, between two waypoints
+    assert tuple(img[px(mid)]) == CENTRE_COLOUR
+    assert tuple(img[px(mid + nrm)]) == EDGE_COLOUR and tuple(img[px(mid - nrm)]) == EDGE_COLOUR
+    assert tuple(img[px(pts[-1])]) == WP_COLOUR                           # the last route waypoint is the goal
+    assert _count(img, WP_COLOUR) == 12*16                               # 3x3 points 1 px apart, 2x2 brush
+
+def test_world_view_car_shape():
+    "World view: the car is a 4 m long triangle in its colour, nose 2 m ahead of the car's position."
+    env, info, img, pts, d, nrm, px = _world_view()
+    p = info['position']
+    assert tuple(img[px(p)]) == CAR_COLOUR
+    assert tuple(img[px(p + 2*d)]) == CAR_COLOUR and tuple(img[px(p - 2*d)]) == CAR_COLOUR
+    assert tuple(img[px(p + 3*d)]) != CAR_COLOUR
+    side = nrm/np.linalg.norm(nrm)
+    assert tuple(img[px(p - 2*d + side)]) == CAR_COLOUR and tuple(img[px(p - 2*d - side)]) == CAR_COLOUR
+
+def test_benchmark_speedup_and_repeats(monkeypatch):
+    "env_benchmark takes the median of 5 runs per figure and reports speed-up = batched rate / looped rate."
+    calls = []
+    def fake_rate(step, n_cars, seconds):
+        calls.append(step.__name__)
+        return {'one': 10.0, 'vstep': 1000.0, 'loop': 50.0}[step.__name__]
+    monkeypatch.setattr(wenv, '_rate', fake_rate)
+    rows = env_benchmark(sizes=(2,), show=False)
+    assert len(calls) == 2*3*5                              # 2 observation settings x 3 figures x 5 repeats
+    loops = [r for r in rows if 'loop' in r['env']]
+    assert [r['batched_speedup'] for r in loops] == [20.0, 20.0]
+    assert inspect.signature(env_benchmark).parameters['repeats'].default == 5
