@@ -8,7 +8,9 @@ from waypoint_rl.ppo_delta import (ResidualDeltaAgent, PPOConfig, make_residual_
                                    _resume_from)
 from waypoint_rl.policy import (WaypointNet, WaypointNetConfig, WaypointPolicyTorch, save_sft_checkpoint,
                                 load_checkpoint)
+from waypoint_rl.policy import CheckpointError
 from waypoint_rl.env import ToyWaypointVecEnv, ToyWaypointConfig
+from waypoint_rl.episodes import TOY_ENV
 
 torch.set_num_threads(1)
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -188,3 +190,67 @@ def test_threads_restored_and_checkpoint_policy(sft, tmp_path):
     a = r['agent']
     torch.testing.assert_close(p['waypoints'], torch.as_tensor(a.env_action(a.deterministic_action(f), f)))
     torch.testing.assert_close(p['delta'], r['agent'].delta(f['z'], f['state']).detach())
+
+# ---------------------------------------------------------------- run folder, budget, resume, command output
+def test_list_checkpoints_takes_only_step_names(tmp_path):
+    "a copy such as checkpoint_128_old.pt or checkpoint_best.pt is not a step of the run (resume takes the last step)"
+    for n in ('checkpoint_128.pt', 'checkpoint_64.pt', 'checkpoint_best.pt', 'checkpoint_128_old.pt',
+              'checkpoint_.pt', 'final.pt'):
+        (tmp_path/n).write_bytes(b'')
+    assert [p.name for p in list_checkpoints(tmp_path)] == ['checkpoint_64.pt', 'checkpoint_128.pt']
+
+TINY_RUN = dict(num_envs=4, num_steps=16, num_minibatches=2, device='cpu', show_progress=False)
+
+def test_one_episode_is_a_valid_budget(sft, tmp_path):
+    r = train_ppo_delta(sft, tmp_path/'e', episodes=1, **TINY_RUN)
+    assert r['episodes'] >= 1 and all(h['charts/total_episodes'] < 1 for h in r['history'][:-1])
+    assert load_checkpoint(r['final'])['state_dicts']['run']['episodes'] == 1
+
+def test_resume_needs_training_state(tmp_path):
+    "a checkpoint without the trainer's state (or without the run's settings) cannot be resumed"
+    agent = ResidualDeltaAgent(tiny_net())
+    run = dict(env=TOY_ENV, num_envs=4, num_steps=16, max_delta=10.0, hidden=64, dynamics='default', delta_state=False)
+    save_agent_checkpoint(tmp_path/'checkpoint_64.pt', agent, run=run)
+    with pytest.raises(CheckpointError, match='has no training state to resume'):
+        _resume_from(tmp_path/'checkpoint_64.pt', agent, None, run, tmp_path/'train_log.jsonl')
+
+@pytest.mark.parametrize('log', ['empty', 'missing'])
+def test_resume_restores_the_log_line_of_its_checkpoint(sft, tmp_path, log):
+    "a run killed after writing its checkpoint but before writing that iteration's log line resumes with a whole log"
+    kw = dict(total_steps=128, checkpoint_every=0, seed=3, **TINY_RUN)
+    r1 = train_ppo_delta(sft, tmp_path/'k', callback=lambda t, rec: t.iteration == 1, **kw)
+    assert [p.name for p in r1['checkpoints']] == ['checkpoint_64.pt']
+    if log == 'empty': (tmp_path/'k'/'train_log.jsonl').write_text('')
+    else: (tmp_path/'k'/'train_log.jsonl').unlink()
+    r2 = train_ppo_delta(sft, tmp_path/'k', resume=True, **kw)
+    assert [h['iteration'] for h in r2['history']] == [1, 2]
+    assert r2['history'][0] == r1['history'][0]
+
+def test_checkpoint_every_not_a_multiple_of_the_rollout(sft, tmp_path):
+    "a checkpoint after the first iteration that passes each multiple of checkpoint_every; the last one at the end"
+    r = train_ppo_delta(sft, tmp_path/'c', total_steps=256, checkpoint_every=96, **TINY_RUN)
+    assert [p.name for p in r['checkpoints']] == ['checkpoint_128.pt', 'checkpoint_192.pt', 'checkpoint_256.pt']
+
+def test_threads_default_is_one_on_cpu(sft, tmp_path):
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        train_ppo_delta(sft, tmp_path/'t', total_steps=64, callback=lambda t, rec: seen.append(torch.get_num_threads()),
+                        **TINY_RUN)
+        assert seen == [1] and torch.get_num_threads() == 2                 # one thread in the run, then restored
+    finally: torch.set_num_threads(1)
+
+@pytest.mark.parametrize('show', [False, None])
+def test_progress_bar_follows_show_progress(sft, tmp_path, monkeypatch, capsys, show):
+    monkeypatch.setenv('WRL_PROGRESS', '1')                               # a progress bar, as on a terminal
+    train_ppo_delta(sft, tmp_path/'p', total_steps=64, **{**TINY_RUN, 'show_progress': show})
+    assert ('ppo' in capsys.readouterr().err) == (show is not False)
+
+def test_summary_of_a_one_iteration_run(sft, tmp_path, capsys):
+    "the command's summary reports the speed of the last iteration, also when there was only one"
+    wrl_ppo(['--sft-model', str(sft), '--out-dir', str(tmp_path/'one'), '--total-steps', '64', *SMALL,
+             '--device', 'cpu'])
+    out = capsys.readouterr().out
+    recs = read_jsonl(tmp_path/'one'/'train_log.jsonl')
+    assert len(recs) == 1 and f"64 env steps, {recs[0]['charts/total_episodes']} training episodes" in out
+    assert f"({recs[0]['charts/SPS']:.0f} steps/s)" in out
