@@ -158,3 +158,83 @@ def test_benchmark_speedup_and_repeats(monkeypatch):
     loops = [r for r in rows if 'loop' in r['env']]
     assert [r['batched_speedup'] for r in loops] == [20.0, 20.0]
     assert inspect.signature(env_benchmark).parameters['repeats'].default == 5
+
+def test_benchmark_loop_steps_every_env(monkeypatch):
+    "The looped-single-envs figure steps each of its N envs once per call (N env-steps, as the rate assumes)."
+    stepped, per_call = [], {}
+    orig = ToyWaypointEnv.step
+    def counting_step(self, action):
+        stepped.append(id(self)); return orig(self, action)
+    def fake_rate(step, n_cars, seconds):
+        k = len(stepped); step(); per_call.setdefault(step.__name__, []).append((len(stepped) - k, n_cars))
+        return 1.0
+    monkeypatch.setattr(ToyWaypointEnv, 'step', counting_step)
+    monkeypatch.setattr(wenv, '_rate', fake_rate)
+    env_benchmark(sizes=(3,), repeats=1, show=False)
+    assert per_call['loop'] == [(3, 3), (3, 3)]                # 3 distinct envs stepped, both observation settings
+    assert per_call['one'] == [(1, 1), (1, 1)]
+
+def test_memory_refusal_names_machine_memory(monkeypatch):
+    "A batch larger than the machine's memory is refused, naming that memory in GB (1 GB = 1e9 bytes)."
+    import os
+    mem = {'SC_PHYS_PAGES': 1_049_999_999, 'SC_PAGE_SIZE': 1}  # 1.049999999 GB: prints 1.0, not 1.1
+    monkeypatch.setattr(os, 'sysconf', lambda name: mem[name])
+    with pytest.raises(ValueError, match=re.escape("more than this machine's 1.0 GB of memory")):
+        ToyWaypointVecEnv(100_000)
+
+def test_plot_cameras_world_in_last_panel():
+    "plot_cameras with two cameras and the world view: one panel each, cameras in order, the world view last."
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from waypoint_rl.env import plot_cameras
+    obs = {'front': np.full((8, 8, 3), 10, np.uint8), 'front_left': np.full((8, 8, 3), 20, np.uint8)}
+    world = np.full((16, 16, 3), 30, np.uint8)
+    fig = plot_cameras(obs, world, cameras=('front', 'front_left'))
+    try:
+        axs = fig.axes
+        assert [a.get_title() for a in axs] == ['front', 'front_left', 'world']
+        assert [len(a.images) for a in axs] == [1, 1, 1]
+        assert [int(a.images[0].get_array()[0, 0, 0]) for a in axs] == [10, 20, 30]
+    finally: plt.close(fig)
+
+def test_front_camera_edge_dots_follow_the_car():
+    "On a curved route the corridor-edge dots (blue) stay the car's window: exact lit counts, farthest dot at top."
+    venv = ToyWaypointVecEnv(1, max_curvature=0.1, straight_prob=0.0)
+    _, info = venv.reset(seed=1)
+    counts = []
+    for k in range(7):
+        obs, _, term, trunc, info = venv.step(info['expert_waypoints'])
+        assert not (term | trunc).any()
+        if k == 0: assert obs['front'][0, 1, 3, 2] == 255   # the farthest edge dot of the window, near the top
+        counts.append(int((obs['front'][0, ..., 2] > 0).sum()))
+    assert counts == [69, 68, 75, 73, 73, 73, 73]              # no dot left behind from the start of the route
+
+def test_projection_searches_only_the_cars_own_route():
+    "Projection near a route's start never picks a point of another car's route, even one lying on the car."
+    venv = ToyWaypointVecEnv(2, cameras=(), **STRAIGHT)
+    venv.reset(seed=0)
+    b = venv._b
+    b.pos[:] += 0.3                                             # both cars a little off their route's first point
+    s, lat = b.project(np.arange(2), np.zeros(2))
+    b.rx[1, -1], b.ry[1, -1] = b.pos[0]                         # the other car's route end right on each car
+    b.rx[0, -1], b.ry[0, -1] = b.pos[1]
+    s2, lat2 = b.project(np.arange(2), np.zeros(2))
+    np.testing.assert_allclose(s2, s, atol=1e-9); np.testing.assert_allclose(lat2, lat, atol=1e-9)
+    assert (np.abs(s) < 0.5).all() and (np.abs(lat) < 0.5).all()  # near the start of their own routes
+
+def test_camera_past_the_route_end_shows_only_its_last_point():
+    "A car 7.25 m past the end of its route polyline: the side camera shows the last route point only, once."
+    venv = ToyWaypointVecEnv(1, cameras=('side_left',), **STRAIGHT)
+    venv.reset(seed=0)
+    b, ds, H, mpp = venv._b, venv.config.route_ds, venv.config.image_size, venv.config.meters_per_pixel
+    end = np.array([b.rx[0, -1], b.ry[0, -1]])                  # the polyline runs on past the goal
+    d = np.array([np.cos(b.head[0, -1]), np.sin(b.head[0, -1])])
+    past = b._wlo + 5                                          # points beyond the last one: the window is clipped
+    gap = past*ds + 0.25                                       # [m] from the last point, off pixel borders
+    b.s[0], b.pos[0], b.yaw[0] = (b.P - 1)*ds + gap, end + gap*d, b.head[0, -1]
+    img = b.render_cameras(np.arange(1), fresh=True)['side_left'][0]
+    img[H - 3:, H//2 - 1:H//2 + 1] = 0                          # leave out the car
+    # side_left looks left: behind the car is to the left in the image, 7.25 m = 14.5 px
+    col = int(np.floor(H//2 - gap/mpp))
+    for ch in (1, 2):                                          # centre line; corridor edges (the right one unseen)
+        assert [c for _, c in np.argwhere(img[..., ch] > 0).tolist()] == [col], ch

@@ -291,6 +291,7 @@ def test_resume_without_env_state_resets_on_fresh_seeds(tmp_path):
     tr2.load_state_dict(sd)
     assert e2.loaded == [] and e2.reset_seeds == [0, int(np.random.SeedSequence([0, 42]).generate_state(1)[0])]
     assert tr2._ep_ret.tolist() == [0., 0., 0.] and tr2._ep_len.tolist() == [0, 0, 0]
+    assert tr2._autoreset.tolist() == [False]*3           # the fresh episodes' first step counts
     class CannotLoad(CountVecEnv): load_state_dict = None
     e3 = CannotLoad(); tr3 = PPOTrainer(e3, MLPActorCritic.from_envs(e3), count_cfg())
     tr3.load_state_dict(tr.state_dict())                  # an env state, but this env cannot load it: reset
@@ -324,3 +325,101 @@ def test_progress_bar_switch(monkeypatch):
         seed_everything(0); e = CountVecEnv()
         PPOTrainer(e, MLPActorCritic.from_envs(e), count_cfg(total_steps=21)).train(progress_bar=on)
     assert [b['disable'] for b in bars] == [True, None] and bars[0]['total'] == 21
+
+# ---------------------------------------------------------------- pinned details of the bookkeeping
+class FakeWriter:
+    "a TensorBoard writer that remembers its scalars"
+    def __init__(self): self.scalars = []
+    def add_scalar(self, k, v, step): self.scalars.append((k, v, step))
+    def close(self): pass
+
+def test_logger_mirrors_numbers_to_tensorboard_at_their_step(tmp_path):
+    "every number but the step itself (and no flag or text) becomes a TensorBoard scalar at `global_step`"
+    lg = JSONLLogger(tmp_path/'a.jsonl', tensorboard=False); lg.writer = FakeWriter()
+    lg.log({'global_step': 7, 'charts/episodic_return': -1.5, 'charts/episodes': 3, 'stopped': True, 'name': 'x'})
+    assert lg.writer.scalars == [('charts/episodic_return', -1.5, 7), ('charts/episodes', 3, 7)]
+
+def test_legend_goes_on_the_last_panel(tmp_path):
+    "with several runs and panels the legend is drawn once, on the rightmost panel"
+    recs = [{'global_step': 1, 'charts/episodic_return': 1., 'losses/x': 2.}]
+    fig = plot_learning_curve({'a': recs, 'b': recs}, extra=('losses/x',))
+    assert [ax.get_legend() is not None for ax in fig.axes] == [False, True]
+
+def test_check_finite_raises_on_a_flag_or_a_bad_weight():
+    "`_check_finite` raises when the update flagged a non-finite loss/gradient, or when a weight is NaN"
+    from waypoint_rl.utils import Diverged
+    e = CountVecEnv(); tr = PPOTrainer(e, MLPActorCritic.from_envs(e), count_cfg())
+    tr._check_finite(torch.tensor(False))                                    # all fine: no error
+    with pytest.raises(Diverged): tr._check_finite(torch.tensor(True))
+    with torch.no_grad(): tr.params[0][0] = float('nan')
+    with pytest.raises(Diverged): tr._check_finite(torch.tensor(False))
+
+def test_state_dict_format_version():
+    "the trainer's saved state is version 2 of its format (version 1: one process, no env state)"
+    e = CountVecEnv(); sd = PPOTrainer(e, MLPActorCritic.from_envs(e), count_cfg()).state_dict()
+    assert (sd['format'], sd['version']) == ('waypoint_rl.ppo_trainer', 2)
+
+def test_kl_early_stop_averages_the_epochs_minibatches(monkeypatch):
+    "the target-KL test reads the mean approx_kl of the epoch's minibatches (here one per epoch)"
+    import waypoint_rl.ppo as ppo
+    seen, real = [], ppo.all_reduce_
+    def spy(t, op='sum'):
+        if t.dtype == torch.float64 and op == 'mean': seen.append(t.item())
+        return real(t, op)
+    monkeypatch.setattr(ppo, 'all_reduce_', spy)
+    seed_everything(0); e = CountVecEnv()
+    h = ppo_train(e, MLPActorCritic.from_envs(e), count_cfg(total_steps=21, num_minibatches=1, update_epochs=2,
+                                                            target_kl=1e9), progress=False).history
+    assert len(seen) == 2 and seen[1] > 1e-6
+    assert math.isclose(sum(seen), 2*h[0]['losses/approx_kl'], rel_tol=1e-6)
+
+def test_every_rank_steps_the_optimizer_on_every_minibatch(monkeypatch):
+    "a rank whose minibatch is empty still steps (zero gradients), so the ranks' Adam states stay alike"
+    import waypoint_rl.ppo as ppo
+    def steps(w):
+        monkeypatch.setattr(ppo, 'world', lambda: (0, w))
+        seed_everything(0); e = CountVecEnv()
+        cfg = count_cfg(total_steps=21*w, num_minibatches=21, update_epochs=1)
+        tr = PPOTrainer(e, MLPActorCritic.from_envs(e), cfg)
+        tr.train(progress_bar=False)
+        return {int(s['step']) for s in tr.optimizer.state_dict()['state'].values()}
+    assert steps(2) == {21}                           # 21 minibatches of one transition, 4 empty (the reset steps)
+    assert steps(1) == {17}                           # one process: the empty ones are skipped
+
+class RecordingCountEnv(CountEnv):
+    def step(self, action): self.actions.append(np.asarray(action).tolist()); return super().step(action)
+
+def test_evaluate_samples_actions_when_not_deterministic():
+    "deterministic=False plays the sampled action (here about 0.7 with a tiny std), not its log-probability"
+    envs = [RecordingCountEnv(2), RecordingCountEnv(3)]
+    for env in envs: env.actions = []
+    agent = CounterValueAgent()
+    with torch.no_grad(): agent.mu.fill_(0.7); agent.log_std.fill_(-20.)
+    evaluate(SyncVectorEnv([lambda env=env: env for env in envs]), agent, n_episodes=2, deterministic=False)
+    acts = [a for env in envs for a in env.actions]
+    assert len(acts) >= 5 and all(len(a) == 1 and abs(a[0] - 0.7) < 1e-4 for a in acts)
+
+RANK_SCRIPT = '''
+import sys, types, torch, torch.distributed as dist
+from waypoint_rl.ppo import PPOTrainer
+from waypoint_rl.utils import Diverged
+rank = int(sys.argv[1])
+dist.init_process_group('gloo', init_method='file://' + sys.argv[2], rank=rank, world_size=2)
+w = torch.zeros(3)
+if rank == 1: w[0] = float('nan')
+me = types.SimpleNamespace(params=[w], world=2, iteration=1, divergence_hint='')
+try: PPOTrainer._check_finite(me, torch.tensor(False)); print('ok')
+except Diverged: print('diverged')
+dist.destroy_process_group()
+'''
+
+def test_a_bad_weight_on_one_rank_stops_every_rank(tmp_path):
+    "two real (gloo) processes: a NaN weight on rank 1 makes both ranks raise `Diverged`, so none waits on the other"
+    import os, subprocess, waypoint_rl
+    from pathlib import Path
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(Path(waypoint_rl.__file__).parent.parent),
+                                                        os.environ.get('PYTHONPATH', '')]), 'OMP_NUM_THREADS': '1'}
+    ps = [subprocess.Popen([sys.executable, '-c', RANK_SCRIPT, str(r), str(tmp_path/'store')], env=env,
+                           stdout=subprocess.PIPE, text=True) for r in (0, 1)]
+    outs = [p.communicate(timeout=120)[0].split() for p in ps]
+    assert outs == [['diverged'], ['diverged']]

@@ -126,7 +126,8 @@ def _line(diff):
     plus = [x[1:].strip() for x in (diff or '').splitlines() if x.startswith('+') and not x.startswith('+++')]
     return (int(m.group(1)) + 3 if m else None), (plus[0] if plus else '')
 
-def run_module(module, copies, sample, seed, retest, log):
+def run_module(module, copies, sample, seed, retest, log, fresh=False, prev=None):
+    "Test `module`'s sample of mutants; the counts, the kill rate and the survivors. `prev`: the entry to retest"
     from cosmic_ray.mutating import mutate_and_test
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import MutationSpec, TestOutcome
@@ -136,8 +137,15 @@ def run_module(module, copies, sample, seed, retest, log):
         def wanted(m): return KEEP.match(m.operator_name) and not any(a <= tuple(m.start_pos) < b for a, b in inert)
         items = sorted((it for it in db.work_items if all(wanted(m) for m in it.mutations)),
                        key=lambda it: [(m.start_pos, m.operator_name, m.occurrence) for m in it.mutations])
-        chosen = random.Random(seed).sample(items, min(sample, len(items))) if sample else items
         done = {jid: r for jid, r in db.results}
+        if fresh and retest:   # a fresh sample was drawn among the untested of its day: retest its survivors
+            if not prev: raise SystemExit(f'mutate: no fresh sample of {module} to retest')
+            want = {(s['operator'], s['occurrence']) for s in prev['survivors']}
+            chosen = [it for it in items if (it.mutations[0].operator_name.split('/')[1], it.mutations[0].occurrence)
+                      in want]
+        else:
+            pool = [it for it in items if it.job_id not in done] if fresh else items   # fresh: never tested
+            chosen = random.Random(seed).sample(pool, min(sample, len(pool))) if sample else pool
         todo = [it for it in chosen if it.job_id not in done
                 or (retest and done[it.job_id].test_outcome == TestOutcome.SURVIVED)]
         timeout = 3 * max(_baseline(c, module) for c in copies) + 30
@@ -170,7 +178,9 @@ def run_module(module, copies, sample, seed, retest, log):
     def _survivor(it, r):
         m = it.mutations[0]; line, new = _line(r.diff)
         return dict(line=m.start_pos[0], operator=m.operator_name.split('/')[1], occurrence=m.occurrence, mutated=new)
-    return dict(mutants=len(items), sampled=len(chosen), killed=killed, survived=len(survived), not_run=other,
+    sampled = len(chosen)
+    if fresh and retest: killed, sampled = killed + prev['killed'], prev['sampled']
+    return dict(mutants=len(items), sampled=sampled, killed=killed, survived=len(survived), not_run=other,
                 kill_rate=round(killed / max(1, killed + len(survived)), 4),
                 survivors=sorted((_survivor(it, r) for it, r in survived), key=lambda s: s['line']),
                 source_sha1=db_path.stem.split('-')[-1])
@@ -183,10 +193,10 @@ def _relative(res, copies):
         return s
     return attrs.evolve(res, diff=strip(res.diff), output=strip(res.output))
 
-def table(results):
-    "The per-module kill rates as a markdown table"
+def table(results, bucket='modules'):
+    "The per-module kill rates as a markdown table ('modules': the main sample; 'fresh': samples of untested mutants)"
     rows = ['| module | mutants | tested | killed | survived | kill rate |', '|---|---|---|---|---|---|']
-    for mod, r in results['modules'].items():
+    for mod, r in results.get(bucket, {}).items():
         rows.append(f"| {mod} | {r['mutants']} | {r['sampled']} | {r['killed']} | {r['survived']} | "
                     f"{100 * r['kill_rate']:.1f}% |")
     return '\n'.join(rows)
@@ -198,6 +208,8 @@ def main(argv=None):
     p.add_argument('--seed', type=int, default=0, help='seed of the sample')
     p.add_argument('--jobs', type=int, default=2, help='mutants tested at once, each in its own copy of the tree')
     p.add_argument('--retest', action='store_true', help='run the surviving mutants again (after adding tests)')
+    p.add_argument('--fresh', action='store_true',
+                   help='sample only mutants never tested before: a kill rate not biased by tests written for a sample')
     a = p.parse_args(argv)
     from mutest import TESTS
     bad = [m for m in a.modules if m not in TESTS]
@@ -208,15 +220,21 @@ def main(argv=None):
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results = dict(tool='cosmic-ray ' + __import__('importlib.metadata').metadata.version('cosmic-ray'),
                    date=datetime.date.today().isoformat(), sample=a.sample, seed=a.seed, operators=OPERATORS,
-                   modules=dict(old.get('modules', {})))
+                   modules=dict(old.get('modules', {})), fresh=dict(old.get('fresh', {})),
+                   history=list(old.get('history', [])))
     log = lambda s: print(s, flush=True)
     for mod in a.modules:
-        results['modules'][mod] = run_module(mod, copies, a.sample, a.seed, a.retest, log)
+        bucket = results.setdefault('fresh' if a.fresh else 'modules', {})
+        r = bucket[mod] = run_module(mod, copies, a.sample, a.seed, a.retest, log, a.fresh, bucket.get(mod))
+        results.setdefault('history', []).append(dict(
+            date=results['date'], module=mod, seed=a.seed, fresh=a.fresh, retest=a.retest,
+            **{k: r[k] for k in ('sampled', 'killed', 'survived', 'kill_rate', 'source_sha1')}))
         tmp = RESULTS.with_suffix('.tmp')
         tmp.write_text(json.dumps(results, indent=1) + '\n'); tmp.rename(RESULTS)
-    print(table(results))
+    bucket = 'fresh' if a.fresh else 'modules'
+    print(table(results, bucket))
     for mod in a.modules:
-        for s in results['modules'][mod]['survivors']:
+        for s in results[bucket][mod]['survivors']:
             print(f"survived  {mod}.py:{s['line']:<5} {s['operator']:<40} {s['mutated']}")
 
 if __name__ == '__main__':
