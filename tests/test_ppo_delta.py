@@ -254,3 +254,51 @@ def test_summary_of_a_one_iteration_run(sft, tmp_path, capsys):
     recs = read_jsonl(tmp_path/'one'/'train_log.jsonl')
     assert len(recs) == 1 and f"64 env steps, {recs[0]['charts/total_episodes']} training episodes" in out
     assert f"({recs[0]['charts/SPS']:.0f} steps/s)" in out
+
+def test_agent_and_trainer_defaults():
+    "The residual agent's documented defaults: a ±10 m bound, 64-unit heads, no L2 pull; the command's rollout shape"
+    import inspect
+    from waypoint_rl.ppo_delta import train_ppo_delta
+    agent = ResidualDeltaAgent(tiny_net())
+    assert agent.delta.max_delta == 10.0 and agent.delta_l2 == 0.0
+    assert [m.out_features for m in agent.delta.modules() if isinstance(m, torch.nn.Linear)][:2] == [64, 64]
+    tr = make_residual_trainer(tiny_net(), PPOConfig(num_envs=2, num_steps=4, num_minibatches=1),
+                               residual_env_config(tiny_net()))
+    assert tr.agent.delta.max_delta == 10.0 and tr.agent.delta_l2 == 0.0
+    assert [m.out_features for m in tr.agent.delta.modules() if isinstance(m, torch.nn.Linear)][:2] == [64, 64]
+    d = {k: p.default for k, p in inspect.signature(train_ppo_delta).parameters.items()}
+    assert (d['num_envs'], d['num_steps'], d['ent_coef']) == (64, 64, 0.0)
+
+def test_checkpoint_metrics_drop_the_chart_prefix():
+    "A checkpoint's metrics are the record's numbers under their short names; missing or None ones are left out"
+    from waypoint_rl.ppo_delta import _metrics
+    rec = {'global_step': 128, 'iteration': 2, 'charts/total_episodes': 5, 'charts/episodic_return': 3.5,
+           'charts/goal_rate': None, 'losses/value_loss': 1.0}
+    assert _metrics(rec) == dict(global_step=128, iteration=2, total_episodes=5, episodic_return=3.5)
+
+def test_out_dir_that_is_a_file_is_refused(tmp_path):
+    "--out-dir naming a file is a one-line error naming it, before anything is written"
+    from waypoint_rl.ppo_delta import _prepare_out
+    from waypoint_rl.utils import UserError
+    f = tmp_path/'run'; f.write_text('x')
+    with pytest.raises(UserError, match='exists and is not a folder'): _prepare_out(f, False, False)
+    assert _prepare_out(tmp_path/'new', False, False) is None
+
+def test_episode_outcomes_of_a_same_step_vector_env():
+    "With gymnasium's same-step autoreset the ended episodes' outcomes come from `final_info`, not the new episode's"
+    import gymnasium as gym
+    from gymnasium.vector import AutoresetMode
+    from waypoint_rl.env import ToyWaypointEnv
+    from waypoint_rl.ppo_delta import EpisodeOutcomes
+    venv = gym.vector.SyncVectorEnv([lambda: ToyWaypointEnv(cameras=()) for _ in range(3)],
+                                    autoreset_mode=AutoresetMode.SAME_STEP)
+    envs = EpisodeOutcomes(venv)
+    _, info = envs.reset(seed=0)
+    goals = ends = 0
+    while ends < 3:
+        _, _, term, trunc, info = envs.step(info['expert_waypoints'])
+        for i in np.flatnonzero(term | trunc):
+            ends += 1; goals += bool(info['final_info']['is_success'][i])
+    assert goals > 0
+    rates = envs.pop()
+    assert rates['goal_rate'] == pytest.approx(goals/ends) and envs.pop() == {}
