@@ -214,3 +214,96 @@ def test_predict_refuses_a_camera_the_episodes_lack_and_duplicate_ids(tmp_path, 
     fails(['--checkpoint', str(tmp_path / 'one.pt'), '--eval-data', str(tmp_path / 'eps/*.json'), '--output', str(out)],
           "episode_id 'toy_000000' is also the id of")
     assert not out.exists()
+
+# ---- pinned details: shapes of empty inputs, counts, messages, the file version -----------------------------------
+
+def test_one_dimensional_waypoints_are_refused_clearly():
+    with pytest.raises(ValueError, match=r'shaped \(\.\.\., K, 2\)'): ade(np.zeros(2), np.zeros(2))
+
+def test_no_episodes_gives_zero_counts():
+    from waypoint_rl.metrics import closed_loop_metrics
+    m = closed_loop_metrics([])
+    assert (m['n_episodes'], m['n_goal_episodes'], m['n_route_waypoints_hit'], m['n_route_waypoints']) == (0, 0, 0, 0)
+
+def test_written_file_is_version_1_and_default_goal_threshold_is_3m(tmp_path, capsys):
+    t = np.zeros((1, 2, 2)); p = t.copy(); p[0, -1] = [2.5, 0]      # FDE 2.5 m: a goal reach at the default 3 m
+    write_predictions(Predictions([('e', 0)], p, t), tmp_path / 'p.json')
+    d = json.loads((tmp_path / 'p.json').read_text())
+    assert (d['format'], d['version']) == ('waypoint_rl.predictions', 1)
+    from waypoint_rl.metrics import evaluate_files
+    assert evaluate_files(str(tmp_path / 'p.json'))['goal_reach_rate'] == 1.0
+    out = tmp_path / 'm.json'
+    wrl_eval([str(tmp_path / 'p.json'), '--output', str(out)])
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and 'wrote None' not in printed
+
+def test_closed_loop_only_file_without_horizon_has_empty_samples(tmp_path):
+    ep = dict(episode_id='e', goal_reached=True, waypoints_hit=1, waypoints_total=1, length=3, termination='goal',
+              **{'return': 1.0})
+    (tmp_path / 'p.json').write_text(json.dumps(dict(format='waypoint_rl.predictions', version=1, samples=[],
+                                                     episodes=[ep])))
+    assert read_predictions(tmp_path / 'p.json').pred.shape == (0, 1, 2)
+
+def test_a_fully_masked_episode_adds_no_targets(tmp_path):
+    from waypoint_rl.metrics import read_targets
+    for e, wp in (('a', [[1., 2.], [3., 4.]]), ('b', [[1., None], [3., 4.]])):
+        frames = [dict(t=0, expert=dict(waypoints=wp))]
+        (tmp_path / f'{e}.json').write_text(json.dumps(dict(episode_id=e, frames=frames)))
+    keys, tg = read_targets(str(tmp_path / '*.json'))
+    assert keys == [('a', 0)] and tg.shape == (1, 2, 2)
+
+def _preds(pred, target, source):
+    return Predictions([('e', i) for i in range(len(pred))], np.asarray(pred, float), np.asarray(target, float),
+                       source=source)
+
+def test_compare_names_each_files_waypoint_count():
+    from waypoint_rl.metrics import compare_predictions
+    from waypoint_rl.utils import UserError
+    with pytest.raises(UserError, match='sft.json has 3 waypoints per sample, rl.json has 4'):
+        compare_predictions(_preds(np.zeros((1, 3, 2)), np.zeros((1, 3, 2)), 'sft.json'),
+                            _preds(np.zeros((1, 4, 2)), np.zeros((1, 4, 2)), 'rl.json'))
+
+def test_half_a_metre_better_counts_as_rl_better():
+    from waypoint_rl.metrics import compare_predictions
+    t = np.zeros((2, 1, 2))
+    c = compare_predictions(_preds([[[1., 0]], [[0, 0]]], t, 's'), _preds([[[.5, 0]], [[0, 0]]], t, 'r'))
+    pc = c['paired']
+    assert (pc['samples_rl_better'], pc['samples_sft_better'], pc['samples_tied']) == (1, 0, 1)
+
+def test_comparison_bars_sit_either_side_of_their_tick():
+    from waypoint_rl.metrics import plot_comparison
+    t = np.zeros((2, 1, 2))
+    fig = plot_comparison(_preds(t + 1, t, 's'), _preds(t + .5, t, 'r'))
+    centres = sorted(round(r.get_x() + r.get_width() / 2, 6) for r in fig.axes[0].patches)
+    assert centres == pytest.approx([-.19, .19, .81, 1.19])
+
+def test_bad_recorded_world_is_one_user_error():
+    from types import SimpleNamespace
+    from waypoint_rl.metrics import closed_loop_config
+    from waypoint_rl.utils import UserError
+    pol = SimpleNamespace(cameras=('front',), horizon_steps=8)
+    with pytest.raises(UserError, match="eval episodes' env_config"):
+        closed_loop_config(pol, [SimpleNamespace(meta=dict(env_config=dict(dt=-1.0)))])
+
+def test_world_checks_allow_5_failures_per_100_routes():
+    from waypoint_rl.metrics import world_checks
+    cell = lambda fails: dict(n_episodes=200, n_goal_episodes=200 - fails)
+    m = {'SFT': {'shift': cell(0), 'lag': cell(0)}, 'SFT + RL delta': {'shift': cell(10), 'lag': cell(10)}}
+    assert world_checks(m) == {'shift': (10, 10.0, True), 'lag': (10, 10.0, True)}
+
+def test_batch_size_1_is_allowed():
+    from waypoint_rl.metrics import _check_closed_loop_flags
+    _check_closed_loop_flags(0, 0, 1, 1, 'cpu', None, None)
+
+def test_no_fully_labelled_frame_gives_no_samples(tmp_path):
+    from waypoint_rl.episodes import write_expert_episodes, load_episodes, EpisodeDataset
+    from waypoint_rl.metrics import predict_open_loop
+    write_expert_episodes(tmp_path / 'eps', 1, seed=0, show_progress=False)
+    f = next((tmp_path / 'eps').glob('*.json')); d = json.loads(f.read_text())
+    for fr in d['frames']: fr['expert']['waypoints'][-1] = None          # every label masked
+    f.write_text(json.dumps(d))
+    ds = EpisodeDataset(load_episodes(str(tmp_path / 'eps/*.json')), cameras=['front'], image_size=64)
+    policy = lambda images, image_valid: pytest.fail('called without frames')
+    policy.cameras = ['front']
+    p = predict_open_loop(policy, ds)
+    assert p.keys == [] and p.pred.shape == (0, ds.horizon_steps, 2) and len(p) == 0
