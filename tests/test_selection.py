@@ -125,3 +125,53 @@ def test_non_finite_weights_are_skipped_and_never_best(run_dir, tmp_path, monkey
     assert [Path(s['checkpoint']).name for s in sel['skipped']] == ['checkpoint_002.pt']
     assert 'non-finite values in delta_head' in sel['skipped'][0]['reason']
     assert (tmp_path / 'best.pt').read_bytes() == (tmp_path / Path(sel['best']['checkpoint']).name).read_bytes()
+
+def test_json_on_stdout_is_the_files_text(run_dir, tmp_path, monkeypatch, capsys):
+    "`--json-output -` prints exactly what `--json-output FILE` writes; ADE is ranked lower-is-better"
+    from waypoint_rl.selection import wrl_select
+    d, _ = run_dir
+    monkeypatch.chdir(d)
+    args = ['--checkpoints', 'out/rl_delta_waypoint_v0/checkpoint_00*.pt', '--eval-data', 'out/episodes/**/*.json',
+            '--device', 'cpu']
+    wrl_select(args + ['--json-output', str(tmp_path / 'sel.json')]); capsys.readouterr()
+    wrl_select(args + ['--json-output', '-'])
+    text = capsys.readouterr().out
+    assert text == (tmp_path / 'sel.json').read_text()
+    sel = json.loads(text)
+    assert (sel['metric'], sel['better']) == ('ade', 'lower')
+
+def test_no_usable_checkpoint_names_the_first_reason(run_dir, tmp_path, monkeypatch, capsys):
+    "When every file is unusable the error quotes the first file's reason, without its path"
+    d, _ = run_dir
+    ck = torch.load(d / 'out/rl_delta_waypoint_v0/checkpoint_002.pt', weights_only=True)
+    k = next(k for k in ck['state_dicts']['delta'] if k.endswith('weight'))
+    ck['state_dicts']['delta'][k] = ck['state_dicts']['delta'][k].clone().fill_(float('nan'))
+    torch.save(ck, tmp_path / 'checkpoint_a.pt')
+    (tmp_path / 'checkpoint_b.pt').write_bytes(b'\x00garbage')
+    code, err = _in_process(['--checkpoints', str(tmp_path / 'checkpoint_*.pt'), '--eval-data',
+                             'out/episodes/**/*.json'], d, monkeypatch, capsys)
+    assert code == 2 and len(err) == 3 and [e.split(':')[0] for e in err] == ['warning', 'warning', 'error'], err
+    a, b = str(tmp_path / 'checkpoint_a.pt'), str(tmp_path / 'checkpoint_b.pt')
+    assert err[0].startswith(f'warning: skipped {a}: non-finite values') and err[1].startswith(f'warning: skipped {b}: ')
+    assert 'none of the 2 files is a usable checkpoint (first: non-finite values' in err[2], err
+    assert a not in err[2], err
+
+def test_a_bad_json_output_is_refused_before_scoring(run_dir, tmp_path, monkeypatch, capsys):
+    "An unwritable --json-output stops the command before any checkpoint is scored"
+    import waypoint_rl.selection as S
+    d, _ = run_dir
+    (tmp_path / 'a_folder').mkdir()
+    def boom(*a, **k): raise AssertionError('scored')
+    monkeypatch.setattr(S, 'evaluate_checkpoints', boom)
+    code, err = _in_process(['--checkpoints', 'out/rl_delta_waypoint_v0/checkpoint_00*.pt', '--eval-data',
+                             'out/episodes/**/*.json', '--json-output', str(tmp_path / 'a_folder')], d,
+                            monkeypatch, capsys)
+    assert code == 2 and len(err) == 1 and err[0].startswith('error: --json-output') and 'not a regular' in err[0], err
+
+def test_scoring_is_open_loop_by_default(run_dir):
+    "score_checkpoint drives no closed-loop episode unless asked"
+    from waypoint_rl.selection import score_checkpoint
+    d, _ = run_dir
+    eps = load_episodes(str(d / 'out' / 'episodes' / '**' / '*.json'))
+    r = score_checkpoint(d / 'out/rl_delta_waypoint_v0/checkpoint_001.pt', eps, {}, device='cpu')
+    assert not r.get('n_episodes') and r.get('episode_goal_reach_rate') is None, r
