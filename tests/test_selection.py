@@ -152,7 +152,8 @@ def test_no_usable_checkpoint_names_the_first_reason(run_dir, tmp_path, monkeypa
                              'out/episodes/**/*.json'], d, monkeypatch, capsys)
     assert code == 2 and len(err) == 3 and [e.split(':')[0] for e in err] == ['warning', 'warning', 'error'], err
     a, b = str(tmp_path / 'checkpoint_a.pt'), str(tmp_path / 'checkpoint_b.pt')
-    assert err[0].startswith(f'warning: skipped {a}: non-finite values') and err[1].startswith(f'warning: skipped {b}: ')
+    assert err[0].startswith(f'warning: skipped {a}: non-finite values')
+    assert err[1].startswith(f'warning: skipped {b}: ')
     assert 'none of the 2 files is a usable checkpoint (first: non-finite values' in err[2], err
     assert a not in err[2], err
 
