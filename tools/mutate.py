@@ -146,8 +146,8 @@ def run_module(module, copies, sample, seed, retest, log, fresh=False, prev=None
         else:
             pool = [it for it in items if it.job_id not in done] if fresh else items   # fresh: never tested
             chosen = random.Random(seed).sample(pool, min(sample, len(pool))) if sample else pool
-        todo = [it for it in chosen if it.job_id not in done
-                or (retest and done[it.job_id].test_outcome == TestOutcome.SURVIVED)]
+        todo = chosen if fresh and retest else [it for it in chosen if it.job_id not in done or (
+            retest and done[it.job_id].test_outcome == TestOutcome.SURVIVED)]
         timeout = 3 * max(_baseline(c, module) for c in copies) + 30
         cov = coverage_map(module, copies[0])
         log(f'{module}: {len(items)} mutants, {len(chosen)} chosen, {len(todo)} to run (timeout {timeout:.0f} s)')
