@@ -176,3 +176,22 @@ def test_scoring_is_open_loop_by_default(run_dir):
     eps = load_episodes(str(d / 'out' / 'episodes' / '**' / '*.json'))
     r = score_checkpoint(d / 'out/rl_delta_waypoint_v0/checkpoint_001.pt', eps, {}, device='cpu')
     assert not r.get('n_episodes') and r.get('episode_goal_reach_rate') is None, r
+
+def test_a_skipped_reason_is_the_errors_first_line(run_dir, monkeypatch, capsys):
+    "A checkpoint that fails with a long message is skipped with its first line, on one line of stderr"
+    import waypoint_rl.selection as S
+    d, _ = run_dir
+    def fail(p, *a, **k): raise RuntimeError(f"{p}: cannot use it\nsecond line\nthird line")
+    monkeypatch.setattr(S, 'score_checkpoint', fail)
+    results, skipped = S.evaluate_checkpoints(['x.pt'], [], show_progress=False)
+    assert results == [] and skipped == [dict(checkpoint='x.pt', reason='cannot use it')]
+    assert capsys.readouterr().err == 'warning: skipped x.pt: cannot use it\n'
+
+def test_closed_loop_scoring_draws_no_progress_bar(run_dir, capsys):
+    "Scoring one checkpoint in closed loop writes nothing to stderr (the progress bar is over checkpoints)"
+    from waypoint_rl.selection import score_checkpoint
+    d, _ = run_dir
+    eps = load_episodes(str(d / 'out' / 'episodes' / '**' / '*.json'))
+    r = score_checkpoint(d / 'out/rl_delta_waypoint_v0/checkpoint_001.pt', eps, {}, device='cpu',
+                         closed_loop_episodes=1, num_envs=1)
+    assert r['n_episodes'] == 1 and capsys.readouterr().err == ''
