@@ -215,7 +215,13 @@ def main(argv=None):
     bad = [m for m in a.modules if m not in TESTS]
     if bad: p.error(f'modules: unknown {bad}; choose from {sorted(TESTS)}')
     if a.sample < 0 or a.jobs < 1: p.error('--sample must be >= 0 and --jobs >= 1')
-    WORK.mkdir(exist_ok=True)
+    sys.path.insert(0, str(ROOT))
+    from waypoint_rl.utils import UserError, run_lock
+    try:
+        with run_lock(WORK, 'mutation folder'): return _run(a)     # two runs would rebuild each other's copies
+    except UserError as e: raise SystemExit(f'mutate: {e}') from None
+
+def _run(a):
     copies = _copies(a.jobs)
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results = dict(tool='cosmic-ray ' + __import__('importlib.metadata').metadata.version('cosmic-ray'),
