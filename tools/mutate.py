@@ -120,11 +120,9 @@ def _baseline(copy, module):
     if r.returncode: raise SystemExit(f'mutate: the unmutated tests of {module} fail in {copy}:\n{r.stdout[-3000:]}')
     return time.time() - t0
 
-def _line(diff):
-    "The first changed line of a unified diff, as (line number, new text)"
-    m = re.search(r'^@@ -(\d+)', diff or '', re.M)
-    plus = [x[1:].strip() for x in (diff or '').splitlines() if x.startswith('+') and not x.startswith('+++')]
-    return (int(m.group(1)) + 3 if m else None), (plus[0] if plus else '')
+def _mutated(diff):
+    "The first line a unified diff adds: the mutated line"
+    return next((x[1:].strip() for x in (diff or '').splitlines() if x.startswith('+') and not x.startswith('+++')), '')
 
 def run_module(module, copies, sample, seed, retest, log, fresh=False, prev=None):
     "Test `module`'s sample of mutants; the counts, the kill rate and the survivors. `prev`: the entry to retest"
@@ -176,8 +174,9 @@ def run_module(module, copies, sample, seed, retest, log, fresh=False, prev=None
     survived = [(it, r) for it, r in rows if r is not None and r.test_outcome == TestOutcome.SURVIVED]
     other = sum(r is None or r.test_outcome not in (TestOutcome.KILLED, TestOutcome.SURVIVED) for _, r in rows)
     def _survivor(it, r):
-        m = it.mutations[0]; line, new = _line(r.diff)
-        return dict(line=m.start_pos[0], operator=m.operator_name.split('/')[1], occurrence=m.occurrence, mutated=new)
+        m = it.mutations[0]
+        return dict(line=m.start_pos[0], operator=m.operator_name.split('/')[1], occurrence=m.occurrence,
+                    mutated=_mutated(r.diff))
     sampled = len(chosen)
     if fresh and retest: killed, sampled = killed + prev['killed'], prev['sampled']
     return dict(mutants=len(items), sampled=sampled, killed=killed, survived=len(survived), not_run=other,
