@@ -26,14 +26,14 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     for row in res['rows']:
         assert tuple(row) == ROW_KEYS
         assert row['rate'] is None or (row['rate'] > 0 and len(row['runs']) == res['repeats'])
-    ppo = next(r for r in res['rows'] if r['measure'] == 'residual PPO end to end')
+    ppo = next(r for r in res['rows'] if r['measure'] == 'residual PPO end to end (numpy env)')
     assert ppo['ratio_of'] == 'PPO / encoder' and ppo['ratio'] > 0
 
 def test_help_names_every_flag():
     p = _run('-h')
     assert p.returncode == 0
     for flag in ('--device', '--sizes', '--seconds', '--repeats', '--ppo-cars', '--ppo-iterations', '--no-sb3',
-                 '--threads', '--output', '--quick', '--no-show'):
+                 '--threads', '--output', '--quick', '--no-show', '--no-compile'):
         assert flag in p.stdout, flag
 
 def test_bad_flag_is_one_line_exit_2_in_a_fresh_process():
@@ -61,7 +61,9 @@ def test_cuda_rows(tmp_path):
     res = bench(device='cuda', quick=True, sizes=(64,), output=str(tmp_path/'c.json'), show=False)
     rows = {(r['measure'], r['precision'], r['N']): r for r in res['rows']}
     bf16 = rows[('SFT encoder', 'bf16 channels-last', 64)]
-    assert bf16['rate'] > 0 and bf16['ratio_of'] == 'bf16 / fp32' and bf16['runs_on'] == 'cuda'
-    assert rows[('residual PPO end to end', 'fp32', 8)]['rate'] > 0
+    assert bf16['rate'] > 0 and bf16['ratio_of'] == 'bf16 channels-last / fp32' and bf16['runs_on'] == 'cuda'
+    assert rows[('env: front camera', 'fp32', 64)]['runs_on'] == 'cuda'
+    ppo = rows[('residual PPO end to end (device env)', 'bf16 channels-last', 8)]
+    assert ppo['rate'] > 0 and ppo['ratio_of'] == 'PPO / encoder'
     assert res['device_name'] == torch.cuda.get_device_name()
     assert json.loads((tmp_path/'c.json').read_text())['rows'] == res['rows']

@@ -202,8 +202,8 @@ def test_state_dict_is_plain_data():
     env = ToyWaypointVecEnv(2, dynamics_randomization='default'); env.reset(seed=1)
     env.step(np.zeros((2, 8, 2)))
     sd = env.state_dict()
-    assert plain(sd) and sd['rngs'][0]['bit_generator'] == 'PCG64'
-    assert sd['format'] == 'waypoint_rl.env.state/1' and sd['arrays']['pos'].shape == (2, 2)
+    assert plain(sd) and sd['arrays']['key'].tolist() == [1, 2] and sd['arrays']['episode'].tolist() == [0, 0]
+    assert sd['format'] == 'waypoint_rl.env.state/2' and sd['arrays']['pos'].shape == (2, 2)
 
 
 # ---- faults refused with one line ----

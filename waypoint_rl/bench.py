@@ -42,27 +42,35 @@ def timed_rate(step, # callable: one step of the work
     def run(): step(); _sync(device)
     return _rate(run, n, seconds)
 
-# %% ../nbs/12_bench.ipynb #b282731d
+# %% ../nbs/12_bench.ipynb #49610c03
 def env_probe(cameras:tuple, # () for state only, ('front',) for the front camera
               n:int, # cars stepped together
               seconds:float, # [s] length of one run
+              device:torch.device|None=None, # None: the numpy env; else the device env on it
+              compile:bool=False, # the device env's `compile=True`
              ): # callable: one run -> env steps/s
-    "A function that measures env steps/s of `ToyWaypointVecEnv(n, copy=False)` driven by the expert"
+    "A function that measures env steps/s of `ToyWaypointVecEnv(n, copy=False, device=...)` driven by the expert"
     box = {}
     def step(): box['info'] = box['env'].step(box['info']['expert_waypoints'])[4]
-    def run()->float:
+    def run():
         if not box:
-            box['env'] = ToyWaypointVecEnv(n, ToyWaypointConfig(cameras=cameras), copy=False)
-            box['info'] = box['env'].reset(seed=0)[1]
-        return _rate(step, n, seconds)
+            box['env'] = ToyWaypointVecEnv(n, ToyWaypointConfig(cameras=cameras), copy=False, device=device,
+                                           compile=compile)
+            try: box['info'] = box['env'].reset(seed=0)[1]; step()   # a compiled env builds its kernels here
+            except Exception as e:                                     # a compiler missing on this machine
+                if not compile: raise
+                box['error'] = f"not measured: torch.compile failed ({type(e).__name__}: {str(e)[:80]})"
+        if 'error' in box: return math.nan, box['error']
+        return timed_rate(step, n, seconds, device or torch.device('cpu'))
     return run
 
-# %% ../nbs/12_bench.ipynb #fdba6c66
+# %% ../nbs/12_bench.ipynb #06d4e833
 def encoder_probe(net:WaypointNet, # the SFT network (not changed: the bf16 run uses a copy)
                   n:int, # frames per batch
                   seconds:float, # [s] length of one run
                   device:torch.device, # where the network and the batch live
                   bf16:bool=False, # bf16 autocast + channels-last (CUDA)
+                  compile:bool=False, # the encoder through `torch.compile`, as `wrl_ppo --compile` runs it
                  ): # callable: one run -> frames/s
     "A function that measures frames/s of `net.encode` on a ready (n, 3, S, S) float batch on `device`"
     box = {}
@@ -73,24 +81,28 @@ def encoder_probe(net:WaypointNet, # the SFT network (not changed: the bf16 run 
         if not box:
             m, S = net.to(device).eval(), net.cfg.image_size
             x = torch.rand(n, 3, S, S, device=device)
-            if bf16: m, x = copy.deepcopy(m).to(memory_format=torch.channels_last), x.contiguous(
-                memory_format=torch.channels_last)
+            if bf16 or compile: m = copy.deepcopy(m)
+            if bf16: m, x = m.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+            if compile: m.encoder = torch.compile(m.encoder, dynamic=False)
             box.update(net=m, x=x, cam=net.cfg.cameras[0])
+            step()                                              # a compiled encoder builds its kernels here
         return timed_rate(step, n, seconds, device)
     return run
 
-# %% ../nbs/12_bench.ipynb #7b9cb454
+# %% ../nbs/12_bench.ipynb #c1ca8c2c
 def ppo_rate(net:WaypointNet, # the frozen SFT network
              n:int, # cars (the CNN's batch)
              iterations:int, # rollouts of `num_steps` steps per car, each followed by the PPO update
              device:torch.device, # where the agent, the rollout buffer and the update run
              seed:int=0, # seeds the routes, the heads and the minibatch order
              num_steps:int=64, # [policy steps] rollout length per car
+             compile:bool=False, # `wrl_ppo --compile`: the frozen encoder compiled (before the clock starts)
             )->tuple: # (env steps/s, mean episode length in steps or nan)
     "Env steps/s of residual PPO training with `wrl_ppo`'s trainer and defaults, no files"
     cfg = PPOConfig(num_envs=n, num_steps=num_steps, total_steps=n*num_steps*iterations, num_minibatches=8,
                     update_epochs=4, reward_scale=0.1, seed=seed, device=str(device))
-    tr = make_residual_trainer(net, cfg, residual_env_config(net), delta_l2=0.02, state=True)
+    tr = make_residual_trainer(net, cfg, residual_env_config(net), delta_l2=0.02, state=True, compile=compile)
+    if compile: tr.agent.encode(tr.obs)                     # builds the compiled encoder; changes no state
     _sync(device); t = time.perf_counter()
     hist = tr.train(progress_bar=False)
     _sync(device); dt = time.perf_counter() - t
@@ -176,15 +188,15 @@ def sb3_rate(net:WaypointNet, # the frozen SFT network
     _sync(device)
     return model.num_timesteps/(time.perf_counter() - t)
 
-# %% ../nbs/12_bench.ipynb #bff0aaaa
-def _settings(dev:torch.device, quick:bool, sizes, seconds, repeats, ppo_cars, ppo_iterations)->dict:
+# %% ../nbs/12_bench.ipynb #3369f1cc
+def _settings(dev:torch.device, quick:bool, sizes, seconds, repeats, ppo_cars, ppo_iterations, compile=None)->dict:
     "The run's settings: the given values, else the device's defaults (tiny ones when `quick`); validated here"
     cuda = dev.type == 'cuda'
-    dflt = (dict(sizes=(1, 8), seconds=0.05, repeats=1, ppo_cars=8, ppo_iterations=1, num_steps=16) if quick else
-            dict(sizes=(1024, 16384, 65536) if cuda else (1, 64, 1024), seconds=1.0, repeats=3,
-                 ppo_cars=1024 if cuda else 64, ppo_iterations=4, num_steps=64))
+    dflt = (dict(sizes=(1, 8), seconds=0.05, repeats=1, ppo_cars=8, ppo_iterations=1, num_steps=16, compile=False)
+            if quick else dict(sizes=(1024, 16384, 65536) if cuda else (1, 64, 1024), seconds=1.0, repeats=3,
+                               ppo_cars=1024 if cuda else 64, ppo_iterations=4, num_steps=64, compile=True))
     s = dict(dflt, **{k: v for k, v in dict(sizes=sizes, seconds=seconds, repeats=repeats, ppo_cars=ppo_cars,
-                                             ppo_iterations=ppo_iterations).items() if v is not None})
+                                             ppo_iterations=ppo_iterations, compile=compile).items() if v is not None})
     s['sizes'] = _sizes(s['sizes'], 'sizes (--sizes)')
     for k in ('repeats', 'ppo_cars', 'ppo_iterations'):
         if not (isinstance(s[k], int) and s[k] >= 1):
@@ -193,7 +205,7 @@ def _settings(dev:torch.device, quick:bool, sizes, seconds, repeats, ppo_cars, p
         raise UserError(f"seconds (--seconds): must be a number > 0, got {s['seconds']!r}")
     return s
 
-# %% ../nbs/12_bench.ipynb #b65783f0
+# %% ../nbs/12_bench.ipynb #38d2ad51
 ROW_KEYS = ('measure', 'N', 'runs_on', 'precision', 'rate', 'unit', 'runs', 'ratio', 'ratio_of', 'note')
 
 def _row(measure:str, n:int, runs_on:str, precision:str, unit:str, note:str='')->dict:
@@ -204,57 +216,75 @@ def bench_table(res:dict)->str:
     "The benchmark's result as a text table, the machine on top and the notes below"
     out = [f"wrl_bench on {res['device']}: {res['device_name']} ({res['cpu_count']} CPU cores); torch {res['torch']}; "
            f"{res['threads']} torch thread(s); median of {res['repeats']} run(s)",
-           f"{'measure':34s} {'N':>6s} {'runs on':12s} {'precision':16s} {'rate':>12s} {'unit':12s} ratio"]
+           f"{'measure':38s} {'N':>6s} {'runs on':12s} {'precision':28s} {'rate':>12s} {'unit':12s} ratio"]
     for r in res['rows']:
         rate = f"{r['rate']:12,.0f}" if r['rate'] is not None else f"{'-':>12s}"
         ratio = f"{r['ratio_of']} = {r['ratio']:.2f}" if r['ratio'] is not None else ''
-        out.append(f"{r['measure']:34s} {r['N']:6d} {r['runs_on']:12s} {r['precision'] or '-':16s} {rate} "
+        out.append(f"{r['measure']:38s} {r['N']:6d} {r['runs_on']:12s} {r['precision'] or '-':28s} {rate} "
                    f"{r['unit']:12s} {ratio}".rstrip())
     out += [f"note: {r['measure']}, N={r['N']}: {r['note']}" for r in res['rows'] if r['note']]
     return '\n'.join(out)
 
-# %% ../nbs/12_bench.ipynb #3e66175c
+# %% ../nbs/12_bench.ipynb #efbe3ce9
 def _probes(dev:torch.device, s:dict, sb3:bool)->list:
     "[(row, run)]: each row of the table with the function that measures one run of it (a figure, or (figure, note))"
     net, cuda = WaypointNet(WaypointNetConfig()).requires_grad_(False), dev.type == 'cuda'
-    out = [(_row(f"env: {label}", n, 'cpu (numpy)', '', 'env steps/s'), env_probe(cams, n, s['seconds']))
-           for cams, label in (((), 'state only'), (('front',), 'front camera')) for n in s['sizes']]
+    out = []
+    for cams, label in (((), 'state only'), (('front',), 'front camera')):
+        for n in s['sizes']:
+            if not cuda or n <= 1024:                             # the numpy env: a CPU figure
+                out.append((_row(f"env: {label}", n, 'numpy (cpu)', '', 'env steps/s'),
+                            env_probe(cams, n, s['seconds'])))
+            out.append((_row(f"env: {label}", n, dev.type, 'fp32', 'env steps/s'),
+                        env_probe(cams, n, s['seconds'], dev)))
+        if s['compile']:
+            n = max(s['sizes'])
+            out.append((_row(f"env: {label}", n, dev.type, 'fp32 compiled', 'env steps/s'),
+                        env_probe(cams, n, s['seconds'], dev, compile=True)))
+    prec = 'bf16 channels-last' if cuda else 'fp32'                  # what the trainer's encoder runs in
     for n in sorted(set(s['sizes']) | {s['ppo_cars']}):
         out.append((_row('SFT encoder', n, dev.type, 'fp32', 'frames/s'), encoder_probe(net, n, s['seconds'], dev)))
-        if cuda: out.append((_row('SFT encoder', n, dev.type, 'bf16 channels-last', 'frames/s'),
+        if cuda: out.append((_row('SFT encoder', n, dev.type, prec, 'frames/s'),
                              encoder_probe(net, n, s['seconds'], dev, bf16=True)))
     n, it, k = s['ppo_cars'], s['ppo_iterations'], s['num_steps']
-    ours_seed, sb3_seed = itertools.count(), itertools.count()        # run r of a PPO row is seeded with r
-    def ours():
-        rate, ep = ppo_rate(net, n, it, dev, next(ours_seed), k)
+    if s['compile']: out.append((_row('SFT encoder', n, dev.type, f'{prec} compiled', 'frames/s'),
+                                 encoder_probe(net, n, s['seconds'], dev, bf16=cuda, compile=True)))
+    seeds = {c: itertools.count() for c in (False, True, 'sb3')}     # run r of a PPO row is seeded with r
+    def ours(compile=False):
+        rate, ep = ppo_rate(net, n, it, dev, next(seeds[compile]), k, compile=compile)
         return rate, f"{it} x {n*k} env steps; random SFT weights: mean episode {ep:.0f} steps"
-    out.append((_row('residual PPO end to end', n, dev.type, 'fp32', 'env steps/s'), ours))
+    env = 'device env' if cuda else 'numpy env'                        # `tensor_env='auto'`
+    out.append((_row(f'residual PPO end to end ({env})', n, dev.type, prec, 'env steps/s'), ours))
+    if s['compile']: out.append((_row(f'residual PPO end to end ({env})', n, dev.type, f'{prec} compiled',
+                                      'env steps/s'), lambda: ours(True)))
     if sb3:
         row = _row('SB3 PPO, same delta head', n, dev.type, 'fp32', 'env steps/s', f"{it} x {n*k} env steps")
-        if _sb3_installed(): out.append((row, lambda: sb3_rate(net, n, it, dev, next(sb3_seed), k)))
+        if _sb3_installed(): out.append((row, lambda: sb3_rate(net, n, it, dev, next(seeds['sb3']), k)))
         else: out.append((dict(row, note='not measured: stable-baselines3 is not installed'), None))
     return out
 
-# %% ../nbs/12_bench.ipynb #763fdeb5
+# %% ../nbs/12_bench.ipynb #56a19808
 def _ratios(rows:list):
-    "Fill in the ratios: bf16 / fp32 encoder, residual PPO / fp32 encoder at the same batch, ours / SB3"
+    "Fill in the ratios: encoders / fp32 encoder, each PPO row / the encoder of its precision at its batch, ours / SB3"
     enc = {(r['N'], r['precision']): r['rate'] for r in rows if r['measure'] == 'SFT encoder'}
-    ours = next((r for r in rows if r['measure'].startswith('residual PPO')), None)
+    ours = [r for r in rows if r['measure'].startswith('residual PPO')]
     for r in rows:
         if r['rate'] is None: continue
-        if r['measure'] == 'SFT encoder' and r['precision'] != 'fp32':
-            r.update(ratio=r['rate']/enc[(r['N'], 'fp32')], ratio_of='bf16 / fp32')
-        elif r is ours: r.update(ratio=r['rate']/enc[(r['N'], 'fp32')], ratio_of='PPO / encoder')
-        elif r['measure'].startswith('SB3') and ours is not None:
-            r.update(ratio=ours['rate']/r['rate'], ratio_of='ours / SB3')
+        if r['measure'] == 'SFT encoder' and r['precision'] != 'fp32' and enc.get((r['N'], 'fp32')):
+            r.update(ratio=r['rate']/enc[(r['N'], 'fp32')], ratio_of=f"{r['precision']} / fp32")
+        elif r in ours and enc.get((r['N'], r['precision'])):
+            r.update(ratio=r['rate']/enc[(r['N'], r['precision'])], ratio_of='PPO / encoder')
+        elif r['measure'].startswith('SB3') and ours and ours[0]['rate']:
+            r.update(ratio=ours[0]['rate']/r['rate'], ratio_of='ours / SB3')
 
-# %% ../nbs/12_bench.ipynb #7c49393a
+# %% ../nbs/12_bench.ipynb #59c9678c
 def bench(device:str='auto', # auto (CUDA when available), cpu, cuda, cuda:1, ...
           sizes:list|None=None, # N of the env and encoder rows (None: CPU 1,64,1024; CUDA 1024,16384,65536)
           seconds:float|None=None, # [s] length of one env or encoder run (None: 1; quick: 0.05)
           repeats:int|None=None, # runs per figure, the median is reported (None: 3; quick: 1)
           ppo_cars:int|None=None, # cars of the two PPO rows (None: CPU 64, CUDA 1024; quick: 8)
           ppo_iterations:int|None=None, # rollouts (64 steps per car) + updates per PPO run (None: 4; quick: 1)
+          compile:bool=True, # also the device env, the encoder and PPO with torch.compile (never in a quick run)
           sb3:bool=True, # also train with Stable-Baselines3 PPO (skipped with a note when not installed)
           threads:int=1, # torch CPU threads during the run (the default of `wrl_ppo` on CPU)
           output:str='', # JSON file for the result (written atomically; '' = none)
@@ -263,7 +293,7 @@ def bench(device:str='auto', # auto (CUDA when available), cpu, cuda, cuda:1, ..
          )->dict: # machine, settings, wall_s and `rows` (keys ROW_KEYS)
     "Env, frozen SFT encoder, residual PPO and SB3 PPO speed on one device, medians of several runs, in one table"
     dev = pick_device(device)
-    s = _settings(dev, quick, sizes, seconds, repeats, ppo_cars, ppo_iterations)
+    s = _settings(dev, quick, sizes, seconds, repeats, ppo_cars, ppo_iterations, compile and not quick)
     if not (isinstance(threads, int) and threads >= 1):
         raise UserError(f"threads (--threads): must be an integer >= 1, got {threads!r}")
     old_threads, t0 = torch.get_num_threads(), time.perf_counter()
@@ -277,7 +307,7 @@ def bench(device:str='auto', # auto (CUDA when available), cpu, cuda, cuda:1, ..
                     pbar.set_postfix_str(f"{row['measure']}, N={row['N']}")
                     got = run()
                     rate, note = got if isinstance(got, tuple) else (got, None)
-                    row['runs'].append(float(rate))
+                    if not math.isnan(rate): row['runs'].append(float(rate))
                     if note: row['note'] = note
                     pbar.update()
     finally: torch.set_num_threads(old_threads)

@@ -161,7 +161,7 @@ def features(self:WaypointNet,
                          f"expected (N, z_dim) = ({x.shape[0]}, {self.cfg.z_dim})")
     return f
 
-# %% ../nbs/04_policy.ipynb #54d0f381
+# %% ../nbs/04_policy.ipynb #dbfaa5d8
 def _valid_matrix(net, images:dict, image_valid:dict|None)->Tensor:
     "(B, C) bool validity for the network's cameras: absent camera → False, absent mask → True"
     some = next(iter(images.values()))
@@ -173,10 +173,16 @@ def _valid_matrix(net, images:dict, image_valid:dict|None)->Tensor:
         else: cols.append(image_valid[c].to(dev).bool().reshape(B))
     return torch.stack(cols, 1)
 
-def _all_valid(images:dict, image_valid:dict|None)->bool:
-    "True when every frame of the (single) given camera is valid: no mask, or an all-true one"
-    m = None if image_valid is None else image_valid.get(next(iter(images)))
-    return m is None or bool(m.all())
+def _zero_invalid(x:Tensor, v:Tensor)->Tensor:
+    "x with the samples whose flag in `v` (leading dims of x) is False set to 0"
+    return torch.where(v.reshape(*v.shape, *[1]*(x.ndim - v.ndim)), x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+def _one_camera(net, i:int, x:Tensor, m:Tensor|None, inplace:bool)->Tensor:
+    "z of one camera's images `x` (camera index `i`); rows where the mask `m` is False get the 'no camera' vector"
+    if m is None: return net.features(x, inplace) + net.camera_embed[i]
+    m = m.to(x.device).bool().reshape(-1, 1)
+    if net.training: x, inplace = _zero_invalid(x, m[:, 0]), True      # batch statistics never see invalid frames
+    return torch.where(m, net.features(x, inplace) + net.camera_embed[i], net.no_camera)
 
 @patch
 def encode(self:WaypointNet,
@@ -189,12 +195,11 @@ def encode(self:WaypointNet,
     if unknown: raise ValueError(f"images: unknown cameras {unknown}; this model knows {self.cfg.cameras}")
     if not images: raise ValueError("images: no camera given")
     idx = [i for i, c in enumerate(self.cfg.cameras) if c in images]
-    if len(idx) == 1 and _all_valid(images, image_valid):     # the common case: skip the stack, mask and mean
-        (x,) = images.values()
-        return self.features(x, inplace) + self.camera_embed[idx[0]]
+    if len(idx) == 1:                                          # the common case: skip the stack and the mean
+        ((c, x),) = images.items()
+        return _one_camera(self, idx[0], x, None if image_valid is None else image_valid.get(c), inplace)
     v = _valid_matrix(self, images, image_valid)[:, idx]                               # (B, C')
-    x = torch.stack([images[self.cfg.cameras[i]] for i in idx], 1)                    # (B, C', 3, S, S)
-    x = torch.where(v[..., None, None, None], x, torch.zeros((), dtype=x.dtype, device=x.device))
+    x = _zero_invalid(torch.stack([images[self.cfg.cameras[i]] for i in idx], 1), v)  # (B, C', 3, S, S)
     B, C = x.shape[:2]
     f = self.features(x.flatten(0, 1), True).view(B, C, -1) + self.camera_embed[idx]  # (B, C', z_dim)
     m = v.unsqueeze(-1).to(f.dtype)
@@ -396,19 +401,23 @@ def split_obs(obs:dict, # env observation: camera → (N, H, W, 3) uint8, "image
     images = {c: obs[c] for c in cameras}
     return images, {c: (None if v is None else v[..., i].astype(bool)) for i, c in enumerate(cameras)}
 
-# %% ../nbs/04_policy.ipynb #b57614d7
-def _input(a, S:int, dev, bufs:dict|None, key:str, name:str)->tuple:
+# %% ../nbs/04_policy.ipynb #027dd106
+def _input(a, S:int, dev, bufs:dict|None, key:str, name:str,
+           channels_last:bool=False, # the float batch in channels-last memory (what CUDA convolutions prefer)
+          )->tuple:
     "An image batch → ((B, 3, S, S) float in [0, 1] on `dev`, whether the caller may overwrite it)"
     t = torch.from_numpy(a) if isinstance(a, np.ndarray) and a.flags.writeable else a
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     if isinstance(t, Tensor) and t.dtype == torch.uint8 and t.ndim == 4 and t.shape[1:] == (S, S, 3):
-        k = (key, t.shape[0], torch.device(dev))
+        k = (key, t.shape[0], torch.device(dev), channels_last)
         buf = None if bufs is None else bufs.get(k)
-        if buf is None:
-            buf = torch.empty((t.shape[0], 3, S, S), device=dev)
+        if buf is None:                                      # (B, H, W, 3) uint8 on the device: converted there
+            buf = torch.empty((t.shape[0], 3, S, S), device=dev, memory_format=fmt)
             if bufs is not None: bufs[k] = buf
         return buf.copy_(t.permute(0, 3, 1, 2)).div_(255), True
     owned = getattr(a, 'dtype', None) in (np.uint8, torch.uint8)          # converting uint8 always copies
-    return to_image_batch(a, S, dev, name), owned
+    x = to_image_batch(a, S, dev, name)
+    return (x.contiguous(memory_format=fmt) if channels_last else x), owned
 
 # %% ../nbs/04_policy.ipynb #2f910992
 @contextmanager
@@ -420,15 +429,16 @@ def eval_mode(net:nn.Module):
     finally:
         if was: net.train()
 
-# %% ../nbs/04_policy.ipynb #908f8154
+# %% ../nbs/04_policy.ipynb #999e24ca
 @torch.no_grad()
 def encode_obs(net:WaypointNet, # the SFT network (its device is used)
                obs:dict, # env observation batch: camera → (B, H, W, 3) uint8, "image_valid" → (B, n_cams)
                env_cameras:list, # the env's camera order (image_valid's columns)
                bufs:dict|None=None, # reused input tensors, keyed by (camera, B, device); None: fresh ones
                cameras:list|None=None, # the cameras to use (None: all the network knows)
+               channels_last:bool=False, # channels-last input batches (for a channels-last network on CUDA)
               )->Tensor: # (B, z_dim)
-    "The frozen latent z of an env observation batch, without gradient"
+    "The frozen latent z of an env observation batch (numpy arrays or tensors on any device), without gradient"
     cams = list(net.cfg.cameras if cameras is None else cameras)
     missing = [c for c in cams if c not in env_cameras or c not in obs]
     if missing:
@@ -437,9 +447,10 @@ def encode_obs(net:WaypointNet, # the SFT network (its device is used)
     dev, S = next(net.parameters()).device, net.cfg.image_size
     ims, val, owned = {}, {}, True
     for c in cams:
-        ims[c], mine = _input(obs[c], S, dev, bufs, c, f"obs[{c!r}]"); owned &= mine
+        ims[c], mine = _input(obs[c], S, dev, bufs, c, f"obs[{c!r}]", channels_last); owned &= mine
         col = None if v is None else v[:, list(env_cameras).index(c)]
-        val[c] = None if col is None or bool(col.all()) else torch.as_tensor(col, device=dev).bool()
+        if isinstance(col, np.ndarray) and col.all(): col = None      # (a tensor is never asked: no device sync)
+        val[c] = None if col is None else torch.as_tensor(col, device=dev).bool()
     with eval_mode(net): return net.encode(ims, val, inplace=owned)
 
 # %% ../nbs/04_policy.ipynb #7c486731

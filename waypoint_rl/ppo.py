@@ -17,9 +17,9 @@ from .utils import (Diverged, UserError, all_reduce_, average_gradients_, broadc
 from .rollout import autoreset_mode, rollout
 
 # %% auto #0
-__all__ = ['PPOConfig', 'tree_map', 'to_tensor', 'layer_init', 'MLPActorCritic', 'diag_gaussian', 'RolloutBuffer', 'compute_gae',
-           'normalize_advantages', 'ppo_loss', 'stack_obs', 'select_final_obs', 'JSONLLogger', 'read_jsonl',
-           'plot_learning_curve', 'PPOTrainer', 'ppo_train', 'evaluate']
+__all__ = ['PPOConfig', 'tree_map', 'to_tensor', 'is_tensor_obs', 'layer_init', 'MLPActorCritic', 'diag_gaussian',
+           'RolloutBuffer', 'compute_gae', 'normalize_advantages', 'ppo_loss', 'stack_obs', 'select_final_obs',
+           'JSONLLogger', 'read_jsonl', 'plot_learning_curve', 'PPOTrainer', 'ppo_train', 'evaluate']
 
 # %% ../nbs/06_ppo.ipynb #22d5510e
 @dataclass
@@ -84,10 +84,18 @@ def tree_map(fn:Callable, x):
     if isinstance(x, (tuple, list)): return type(x)(tree_map(fn, v) for v in x)
     return fn(x)
 
-# %% ../nbs/06_ppo.ipynb #ee6cf58d
+# %% ../nbs/06_ppo.ipynb #76295c47
 def to_tensor(obs, device:str|torch.device='cpu'):
-    "Observation(s) → float32 tensors on `device` (dicts and tuples kept)"
-    return tree_map(lambda a: torch.as_tensor(np.asarray(a), device=device).float(), obs)
+    "Observation(s) → float32 tensors on `device` (dicts and tuples kept; tensors are not copied through the host)"
+    return tree_map(lambda a: (a.to(device) if isinstance(a, Tensor) else torch.as_tensor(np.asarray(a), device=device))
+                    .float(), obs)
+
+# %% ../nbs/06_ppo.ipynb #1d408760
+def is_tensor_obs(obs)->bool:
+    "True when every leaf of the observation (tree) is a torch tensor: the env runs on a torch device"
+    leaves = []
+    tree_map(leaves.append, obs)
+    return bool(leaves) and all(isinstance(x, Tensor) for x in leaves)
 
 # %% ../nbs/06_ppo.ipynb #2b555789
 def layer_init(layer:nn.Linear, std:float=math.sqrt(2), bias:float=0.0)->nn.Linear:
@@ -149,7 +157,7 @@ def diag_gaussian(mean:Tensor, # (B, A) action means
     entropy = (0.5 + _LOG_SQRT_2PI + log_std).sum().expand(len(mean))
     return action, logprob, entropy
 
-# %% ../nbs/06_ppo.ipynb #c0be0250
+# %% ../nbs/06_ppo.ipynb #4a835ba7
 @patch
 def get_action_and_value(self:MLPActorCritic, features:Tensor, action:Tensor|None=None):
     "Sample (or score) an action: (action (B, A), logprob (B,), entropy (B,), value (B,))"
@@ -159,9 +167,9 @@ def get_action_and_value(self:MLPActorCritic, features:Tensor, action:Tensor|Non
 def deterministic_action(self:MLPActorCritic, features:Tensor)->Tensor: return self.actor_mean(features)
 
 @patch
-def env_action(self:MLPActorCritic, action:Tensor, features:Tensor)->np.ndarray:
+def env_action(self:MLPActorCritic, action:Tensor, features:Tensor)->Tensor:
     "Policy action → env action: clipped to the action space bounds"
-    return torch.clamp(action, self.action_low, self.action_high).cpu().numpy()
+    return torch.clamp(action, self.action_low, self.action_high)
 
 # %% ../nbs/06_ppo.ipynb #afe13818
 def _tree_set(store, x, t:int):
@@ -361,7 +369,7 @@ def plot_learning_curve(logs:str|Path|list|dict, # a JSONL path or its records, 
     if png is not None: save_figure(fig, png, close=False)
     return fig
 
-# %% ../nbs/06_ppo.ipynb #00938292
+# %% ../nbs/06_ppo.ipynb #0b292085
 class PPOTrainer:
     "PPO on a gymnasium vector env with a features-interface agent; `train()` runs it, `state_dict()` resumes it"
     def __init__(self, envs, # gymnasium 1.x VectorEnv with NEXT_STEP or SAME_STEP autoreset
@@ -387,55 +395,86 @@ class PPOTrainer:
         if not self.params: raise UserError(f"{type(agent).__name__} has no trainable parameters")
         broadcast_(self.params)                                           # every rank starts from rank 0's weights
         if self.rank: torch.manual_seed(cfg.seed + self.rank)             # each rank its own action noise
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=1e-5)           # detail: Adam ε = 1e-5
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=1e-5,           # detail: Adam ε = 1e-5
+                                          foreach=True)   # one call for all tensors (CUDA's default; the same numbers)
         self.shuffle_gen = torch.Generator().manual_seed(cfg.seed + self.rank)
         self.buf = RolloutBuffer(cfg.num_steps, cfg.num_envs, self.device)
         self.iteration, self.global_step, self.episodes, self.history = 0, 0, 0, []
         self.divergence_hint = 'lower learning_rate or reward_scale'       # what a trainer's users can change
         self.obs, _ = envs.reset(seed=cfg.seed + self.rank*cfg.num_envs)  # ranks start on disjoint env seeds
-        N = cfg.num_envs
-        self._autoreset = np.zeros(N, bool)                     # NEXT_STEP: the env's next step is a reset step
-        self._ep_ret, self._ep_len = np.zeros(N), np.zeros(N, np.int64)
+        self.tensor_env = is_tensor_obs(self.obs)               # an env on a torch device: no numpy in the loop
+        N, dev = cfg.num_envs, self.device
+        self._autoreset = torch.zeros(N, dtype=torch.bool, device=dev)  # NEXT_STEP: the env's next step is a reset
+        self._ep_ret = torch.zeros(N, dtype=_wide(dev), device=dev)      # the episodes in progress: raw return
+        self._ep_len = torch.zeros(N, dtype=torch.int64, device=dev)     # and length [env steps]
         self._next_feats = None                                 # features of self.obs, from the last bootstrap
 
-# %% ../nbs/06_ppo.ipynb #e1bae080
+def _wide(dev:torch.device)->torch.dtype:
+    "float64 for sums of rewards (as numpy sums them), float32 where the device has no float64 (Apple's MPS)"
+    return torch.float32 if dev.type == 'mps' else torch.float64
+
+# %% ../nbs/06_ppo.ipynb #604d76eb
+def _for_env(a, tensor_env:bool):
+    "An action as the env takes it: the tensor itself for an env on a device, else a numpy array"
+    return a.cpu().numpy() if isinstance(a, Tensor) and not tensor_env else a
+
+def _host(x)->np.ndarray:
+    "An env's flags (array, list or tensor) as a numpy bool array"
+    return x.cpu().numpy().astype(bool) if isinstance(x, Tensor) else np.asarray(x, bool)
+
+def _on(x, dev:torch.device)->Tensor:
+    "An env result (array, list or tensor) as a tensor on `dev` (no copy when it is one there already)"
+    return x.to(dev) if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x), device=dev)
+
+# %% ../nbs/06_ppo.ipynb #21fcc833
 @patch
 @torch.no_grad()
-def collect(self:PPOTrainer)->dict:
-    "Fill the buffer with one rollout; returns the finished episodes' raw returns and lengths, and V(last obs)"
+def collect_steps(self:PPOTrainer)->tuple[Tensor, Tensor]:
+    "The step loop of `collect`: (T, N) raw return and length of each episode that ended at step t (0 elsewhere)"
     agent, buf, cfg, dev = self.agent, self.buf, self.cfg, self.device
     env_action = getattr(agent, 'env_action', None)
     same_step = self.mode == AutoresetMode.SAME_STEP
     T, N = cfg.num_steps, cfg.num_envs
-    rewards, ended_ret = np.zeros((T, N)), np.full((T, N), np.nan)
-    term_, done_, boot_, valid_ = (np.zeros((T, N), bool) for _ in range(4))
-    ended_len = np.zeros((T, N), np.int64)
+    raw = torch.zeros((T, N), dtype=self._ep_ret.dtype, device=dev)      # the env's rewards, unscaled
+    ended_ret, ended_len = torch.zeros_like(raw), torch.zeros((T, N), dtype=torch.int64, device=dev)
+    buf.bootstrap.zero_()
     for t in range(T):
         feats = self._next_feats if t == 0 and self._next_feats is not None else agent.encode(self.obs)
         action, logprob, _, value = agent.get_action_and_value(feats)
         buf.add(t, feats, action, logprob, value)
-        valid_[t] = valid = ~self._autoreset
-        a = env_action(action, feats) if env_action is not None else action.cpu().numpy()
-        self.obs, reward, term, trunc, infos = self.envs.step(a)
+        buf.valid[t] = valid = ~self._autoreset
+        a = env_action(action, feats) if env_action is not None else action
+        self.obs, reward, term, trunc, infos = self.envs.step(_for_env(a, self.tensor_env))
         self.global_step += N*self.world
-        rewards[t], term_[t], trunc = reward, term, np.asarray(trunc, bool)
-        done_[t] = done = term_[t] | trunc
-        if same_step:
-            boot_[t] = boot = trunc & ~term_[t]              # truncated and already reset: bootstrap V(final obs) now
+        raw[t] = _on(reward, dev)
+        te = _on(term, dev).bool(); done = te | _on(trunc, dev).bool()
+        buf.terminated[t], buf.dones[t] = te, done
+        if same_step:                                      # (a numpy env's mode: its flags are on the host already)
+            boot = _host(trunc) & ~_host(term)             # truncated and already reset: bootstrap V(final obs) now
             if boot.any():
                 idx = np.flatnonzero(boot)
                 v_final = agent.get_value(agent.encode(select_final_obs(infos, idx)))
                 buf.final_values[t, torch.as_tensor(idx, device=dev)] = v_final.float()
-        else: self._autoreset = done                          # next step is a reset step
-        self._ep_ret += np.where(valid, rewards[t], 0.); self._ep_len += valid
-        ended_ret[t] = np.where(done, self._ep_ret, np.nan); ended_len[t] = np.where(done, self._ep_len, 0)
-        self._ep_ret[done], self._ep_len[done] = 0., 0
-    buf.set_env_results(rewards*cfg.reward_scale, term_, done_, boot_, valid_)
-    self._next_feats = agent.encode(self.obs)                 # also the next rollout's first features
-    last_value = agent.get_value(self._next_feats)
-    return dict(returns=ended_ret[done_].tolist(), lengths=ended_len[done_].tolist(), last_value=last_value)
+                buf.bootstrap[t] = _on(boot, dev)
+        else: self._autoreset = done                       # next step is a reset step
+        self._ep_ret += torch.where(valid, raw[t], 0.); self._ep_len += valid
+        ended_ret[t] = torch.where(done, self._ep_ret, 0.); ended_len[t] = torch.where(done, self._ep_len, 0)
+        self._ep_ret.masked_fill_(done, 0.); self._ep_len.masked_fill_(done, 0)
+    buf.rewards.copy_(raw*cfg.reward_scale)
+    return ended_ret, ended_len
 
-# %% ../nbs/06_ppo.ipynb #05e66299
+# %% ../nbs/06_ppo.ipynb #003aac75
+@patch
+@torch.no_grad()
+def collect(self:PPOTrainer)->dict:
+    "Fill the buffer with one rollout; returns the finished episodes' raw returns and lengths, and V(last obs)"
+    ended_ret, ended_len = self.collect_steps()
+    self._next_feats = self.agent.encode(self.obs)            # also the next rollout's first features
+    last_value = self.agent.get_value(self._next_feats)
+    done = self.buf.dones                                     # fetched once per rollout, after the loop
+    return dict(returns=ended_ret[done].tolist(), lengths=ended_len[done].tolist(), last_value=last_value)
+
+# %% ../nbs/06_ppo.ipynb #73cb3ff5
 @patch
 def update(self:PPOTrainer, advantages:Tensor, returns:Tensor)->dict:
     "PPO epochs over the buffer's valid transitions; returns the mean statistics"
@@ -457,7 +496,7 @@ def update(self:PPOTrainer, advantages:Tensor, returns:Tensor)->dict:
             else:                                         # the other ranks step: take part with zero gradients
                 for p in self.params: p.grad = torch.zeros_like(p)
             average_gradients_(self.params)          # over the torchrun ranks (no-op in one process)
-            gn = nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)   # detail: global gradient-norm clipping
+            gn = nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm, foreach=True)  # detail: global grad-norm clip
             bad |= ~torch.isfinite(gn)
             self.optimizer.step()
             if not len(mb_idx): continue
@@ -556,7 +595,7 @@ def ppo_train(envs, agent:nn.Module, cfg:PPOConfig, callback:Callable|None=None,
     tr.train(callback=callback, progress_bar=progress)
     return tr
 
-# %% ../nbs/06_ppo.ipynb #bd558fcc
+# %% ../nbs/06_ppo.ipynb #68672a5c
 def _env_state_fns(envs)->tuple:
     "(state_dict, load_state_dict) of the env under any wrappers, or (None, None) when it cannot save its state"
     base = getattr(envs, 'unwrapped', envs)
@@ -568,8 +607,8 @@ def state_dict(self:PPOTrainer, agent:bool=True)->dict:
     "Trainer state as plain data (torch.load(weights_only=True) can read it); under torchrun call it on every rank"
     env_sd = _env_state_fns(self.envs)[0]
     mine = dict(torch_rng=torch.get_rng_state(), shuffle_rng=self.shuffle_gen.get_state(),
-                autoreset=torch.from_numpy(self._autoreset.copy()), ep_ret=torch.from_numpy(self._ep_ret.copy()),
-                ep_len=torch.from_numpy(self._ep_len.copy()), env=env_sd() if env_sd is not None else None)
+                autoreset=self._autoreset.to('cpu', copy=True), ep_ret=self._ep_ret.to('cpu', torch.float64, copy=True),
+                ep_len=self._ep_len.to('cpu', copy=True), env=env_sd() if env_sd is not None else None)
     if self.device.type == 'cuda': mine['cuda_rng'] = torch.cuda.get_rng_state(self.device)
     sd = dict(format='waypoint_rl.ppo_trainer', version=2, iteration=self.iteration, global_step=self.global_step,
               episodes=self.episodes, world_size=self.world,
@@ -597,16 +636,15 @@ def load_state_dict(self:PPOTrainer, sd:dict):
     self._next_feats = None
     if mine.get('env') is not None and load_env is not None:        # the episodes in progress, exactly
         self.obs, _ = load_env(mine['env'])
-        self._autoreset[:] = mine['autoreset'].numpy(); self._ep_ret[:] = mine['ep_ret'].numpy()
-        self._ep_len[:] = mine['ep_len'].numpy()
+        for name in ('autoreset', 'ep_ret', 'ep_len'): getattr(self, f'_{name}').copy_(mine[name])
         return
     # an env that cannot save its state: fresh episodes on routes the first run did not start from
     key = [self.cfg.seed, self.global_step] + ([self.rank] if self.rank else [])
     self.obs, _ = self.envs.reset(seed=int(np.random.SeedSequence(key)
                                             .generate_state(1)[0]))
-    self._autoreset[:], self._ep_ret[:], self._ep_len[:] = False, 0., 0
+    for x in (self._autoreset, self._ep_ret, self._ep_len): x.zero_()
 
-# %% ../nbs/06_ppo.ipynb #b4543842
+# %% ../nbs/06_ppo.ipynb #7d073f42
 @torch.no_grad()
 def evaluate(envs, # a vector env `rollout` can drive (per-env seeds, `reset_mask`)
              agent:nn.Module, # see "Agents: the features interface"
@@ -621,7 +659,7 @@ def evaluate(envs, # a vector env `rollout` can drive (per-env seeds, `reset_mas
     def policy(obs, info):
         f = agent.encode(obs)
         a = agent.deterministic_action(f) if deterministic else agent.get_action_and_value(f)[0]
-        return env_action(a, f) if env_action is not None else a.cpu().numpy()
+        return _for_env(env_action(a, f) if env_action is not None else a, is_tensor_obs(obs))
     was_training = agent.training; agent.eval()
     try: eps = rollout(envs, policy, n_episodes, seed=seed, show_progress=False)
     finally: agent.train(was_training)
