@@ -59,7 +59,7 @@ def test_wrl_env_bench_cli(tmp_path):
                         '--output', str(tmp_path/'b.json')], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     rows = json.loads((tmp_path/'b.json').read_text())
-    assert [x['N'] for x in rows] == [1, 2, 2] * 2 and 'steps/s' in r.stdout
+    assert [x['N'] for x in rows] == [1, 2, 2, 2] * 2 and 'steps/s' in r.stdout      # single, numpy, device, loop
 
 @pytest.mark.parametrize('args,msg', [(['--sizes', '1,x'], 'sizes (--sizes): must be integers >= 1'),
                                       (['--repeats', '0'], 'repeats (--repeats): must be >= 1')])

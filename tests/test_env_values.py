@@ -154,7 +154,7 @@ def test_benchmark_speedup_and_repeats(monkeypatch):
         return {'one': 10.0, 'vstep': 1000.0, 'loop': 50.0}[step.__name__]
     monkeypatch.setattr(wenv, '_rate', fake_rate)
     rows = env_benchmark(sizes=(2,), show=False)
-    assert len(calls) == 2*3*5                              # 2 observation settings x 3 figures x 5 repeats
+    assert len(calls) == 2*4*5              # 2 observation settings x 4 figures (single, numpy, device, loop) x 5
     loops = [r for r in rows if 'loop' in r['env']]
     assert [r['batched_speedup'] for r in loops] == [20.0, 20.0]
     assert inspect.signature(env_benchmark).parameters['repeats'].default == 5
