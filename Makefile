@@ -21,7 +21,7 @@ demo: install            ## the main job on the embedded default (toy env); ARGS
 
 test: install            ## every test: the notebooks, then tests/
 	$(BIN)/nbdev_test --n_workers 2
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 tests      # two workers: the machine's two cores
 
 lint: install           ## ruff (ruff.toml): line length, syntax, undefined names, unused imports
 	$(BIN)/ruff check
