@@ -227,3 +227,9 @@ def test_oversized_batch_is_refused_before_allocating():
         ToyWaypointVecEnv(1, image_size=200_000)
     with pytest.raises(ValueError, match='num_envs=1 and image_size=64'):
         ToyWaypointEnv(route_length=1e300)          # a route of absurdly many points: the same check
+
+def test_bad_device_is_refused_naming_it():
+    "A device torch cannot name, or CUDA on a machine without it, is one ValueError naming `device`."
+    with pytest.raises(ValueError, match="device: not a torch device, got 'tpu9'"): ToyWaypointVecEnv(2, device='tpu9')
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device: 'cuda': CUDA is not available"): ToyWaypointVecEnv(2, device='cuda')
