@@ -232,4 +232,5 @@ def test_bad_device_is_refused_naming_it():
     "A device torch cannot name, or CUDA on a machine without it, is one ValueError naming `device`."
     with pytest.raises(ValueError, match="device: not a torch device, got 'tpu9'"): ToyWaypointVecEnv(2, device='tpu9')
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="device: 'cuda': CUDA is not available"): ToyWaypointVecEnv(2, device='cuda')
+        with pytest.raises(ValueError, match="device: 'cuda': CUDA is not available"):
+            ToyWaypointVecEnv(2, device='cuda')
