@@ -234,3 +234,20 @@ def test_bad_device_is_refused_naming_it():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device: 'cuda': CUDA is not available"):
             ToyWaypointVecEnv(2, device='cuda')
+
+def test_compiled_env_drives_like_the_eager_one():
+    "compile=True (torch.compile of the step and of what it reports): the same outcomes, positions within 1 cm"
+    import numpy as np
+    cfg = dict(cameras=('front',), camera_dropout=0.2, dynamics_randomization='default')
+    eager, comp = ToyWaypointVecEnv(8, **cfg), ToyWaypointVecEnv(8, compile=True, **cfg)
+    (oe, ie), (oc, ic) = eager.reset(seed=4), comp.reset(seed=4)
+    ended = 0
+    for _ in range(40):
+        a = ie['expert_waypoints'] + np.float32(0.4)             # off the expert's line: some cars leave the route
+        oe, re, te, tre, ie = eager.step(a); oc, rc, tc, trc, ic = comp.step(a)
+        assert (te == tc).all() and (tre == trc).all() and (oe['image_valid'] == oc['image_valid']).all()
+        np.testing.assert_allclose(ic['position'], ie['position'], atol=0.01)
+        np.testing.assert_allclose(rc, re, atol=0.01)
+        assert (oe['front'] != oc['front']).mean() < 0.01
+        ended += int((te | tre).sum())
+    assert ended > 0                                               # restarts were compared too

@@ -89,7 +89,7 @@ def encoder_probe(net:WaypointNet, # the SFT network (not changed: the bf16 run 
         return timed_rate(step, n, seconds, device)
     return run
 
-# %% ../nbs/12_bench.ipynb #c1ca8c2c
+# %% ../nbs/12_bench.ipynb #abda1ef4
 def ppo_rate(net:WaypointNet, # the frozen SFT network
              n:int, # cars (the CNN's batch)
              iterations:int, # rollouts of `num_steps` steps per car, each followed by the PPO update
@@ -103,11 +103,13 @@ def ppo_rate(net:WaypointNet, # the frozen SFT network
                     update_epochs=4, reward_scale=0.1, seed=seed, device=str(device))
     tr = make_residual_trainer(net, cfg, residual_env_config(net), delta_l2=0.02, state=True, compile=compile)
     if compile: tr.agent.encode(tr.obs)                     # builds the compiled encoder; changes no state
-    _sync(device); t = time.perf_counter()
-    hist = tr.train(progress_bar=False)
-    _sync(device); dt = time.perf_counter() - t
+    _sync(device); marks = [(time.perf_counter(), 0)]
+    def mark(trainer, rec):                                  # the clock and the steps after every iteration
+        _sync(device); marks.append((time.perf_counter(), trainer.global_step))
+    hist = tr.train(callback=mark, progress_bar=False)
+    (t0, s0), (t1, s1) = marks[1 if compile and len(marks) > 2 else 0], marks[-1]   # compiled: from iteration 2
     lens = [h['charts/episodic_length'] for h in hist if h.get('charts/episodic_length') is not None]
-    return tr.global_step/dt, float(np.mean(lens)) if lens else math.nan
+    return (s1 - s0)/(t1 - t0), float(np.mean(lens)) if lens else math.nan
 
 # %% ../nbs/12_bench.ipynb #e0265b04
 @functools.cache
@@ -225,7 +227,7 @@ def bench_table(res:dict)->str:
     out += [f"note: {r['measure']}, N={r['N']}: {r['note']}" for r in res['rows'] if r['note']]
     return '\n'.join(out)
 
-# %% ../nbs/12_bench.ipynb #efbe3ce9
+# %% ../nbs/12_bench.ipynb #7f9a3ac9
 def _probes(dev:torch.device, s:dict, sb3:bool)->list:
     "[(row, run)]: each row of the table with the function that measures one run of it (a figure, or (figure, note))"
     net, cuda = WaypointNet(WaypointNetConfig()).requires_grad_(False), dev.type == 'cuda'
@@ -252,7 +254,8 @@ def _probes(dev:torch.device, s:dict, sb3:bool)->list:
     seeds = {c: itertools.count() for c in (False, True, 'sb3')}     # run r of a PPO row is seeded with r
     def ours(compile=False):
         rate, ep = ppo_rate(net, n, it, dev, next(seeds[compile]), k, compile=compile)
-        return rate, f"{it} x {n*k} env steps; random SFT weights: mean episode {ep:.0f} steps"
+        timed = '; the first untimed (it builds the kernels)' if compile and it > 1 else ''
+        return rate, f"{it} x {n*k} env steps{timed}; random SFT weights: mean episode {ep:.0f} steps"
     env = 'device env' if cuda else 'numpy env'                        # `tensor_env='auto'`
     out.append((_row(f'residual PPO end to end ({env})', n, dev.type, prec, 'env steps/s'), ours))
     if s['compile']: out.append((_row(f'residual PPO end to end ({env})', n, dev.type, f'{prec} compiled',

@@ -242,7 +242,11 @@ def _route_sizes(c:ToyWaypointConfig)->tuple:
     P = int(math.ceil((c.route_length + extra)/c.route_ds)) + 1
     return P, int(math.ceil((P-1)*c.route_ds/c.knot_spacing)) + 2, int(c.route_length // c.route_waypoint_spacing)
 
-# %% ../nbs/01_env.ipynb #c83651f9
+# %% ../nbs/01_env.ipynb #a63041e7
+def _reach(c:ToyWaypointConfig)->float:
+    "[m] the farthest an action's waypoint may lie from the car, along either axis: the action space's bound"
+    return 1.25*c.max_speed*c.waypoint_dt*c.horizon_steps
+
 _MASK32 = 0xFFFFFFFF
 
 def _mul32(x:Tensor, m:int)->Tensor:
@@ -254,16 +258,25 @@ def _hash32(x:Tensor)->Tensor:
     x = x ^ (x >> 16); x = _mul32(x, 0x7feb352d); x = x ^ (x >> 15); x = _mul32(x, 0x846ca68b)
     return x ^ (x >> 16)
 
-# %% ../nbs/01_env.ipynb #ed1cca2d
+# %% ../nbs/01_env.ipynb #20352375
+_DRAW_WORDS = {}                                      # (n, device) -> the hashes of draws 0..n-1, made once
+
+def _draw_words(n:int, device:torch.device)->tuple:
+    "The hashed draw counters of both words of draws 0..n-1 (int64 (n,) each): the part that no car changes"
+    if (n, device) not in _DRAW_WORDS:
+        k = torch.arange(n, device=device, dtype=torch.int64)
+        _DRAW_WORDS[n, device] = _hash32(2*k), _hash32(2*k + 1)
+    return _DRAW_WORDS[n, device]
+
 def counter_uniforms(key:Tensor, # (m,) int64 in [0, 2**63): each car's key
                      episode:Tensor, # (m,) int64 >= 0: the car's episode number under that key
                      n:int, # numbers per car
                     )->Tensor: # (m, n) float64 in [0, 1), on key's device
     "Uniform numbers keyed by (key, episode, draw): the same on every device, whatever the batch or the car's slot"
-    k = torch.arange(n, device=key.device, dtype=torch.int64)
+    wa, wb = _draw_words(n, key.device)
     base = _hash32(_hash32(_hash32(key & _MASK32) ^ (key >> 32)) ^ (episode & _MASK32))[:, None]
-    a = _hash32(_hash32(base ^ _hash32(2*k)) ^ base)                     # two words per number: 27 + 26 bits
-    b = _hash32(_hash32(base ^ _hash32(2*k + 1)) ^ base)
+    a = _hash32(_hash32(base ^ wa) ^ base)                               # two words per number: 27 + 26 bits
+    b = _hash32(_hash32(base ^ wb) ^ base)
     return ((a >> 5)*(1 << 26) + (b >> 6)).to(torch.float64)/float(1 << 53)
 
 # %% ../nbs/01_env.ipynb #e893e14d
@@ -299,13 +312,14 @@ def _episode_draws(c:ToyWaypointConfig, u:Tensor)->dict:
             out[f] = torch.where(nominal, DYNAMICS_SHIFTS['none'][f], uni(*rng[f], u[:, o+4+T*C+k]))
     return out
 
-# %% ../nbs/01_env.ipynb #4a8a08bc
+# %% ../nbs/01_env.ipynb #cc16c364
 def _integrate_routes(c:ToyWaypointConfig, kappa:Tensor, heading0:Tensor)->tuple:
     "Route x, y (n, P) [m] and heading (n, P) [rad] from knot curvatures (n, knots) and initial headings (n,)"
     P, nk, _ = _route_sizes(c)
     s = torch.arange(P-1, device=kappa.device, dtype=torch.float64)*c.route_ds + 0.5*c.route_ds   # segment midpoints
     u = s/c.knot_spacing; lo = u.long().clamp(max=nk-2); fr = u - lo
-    k = kappa[:, lo]*(1 - fr) + kappa[:, lo + 1]*fr            # curvature, linear between knots (n, P-1)
+    knot = lambda j: kappa.gather(1, j.expand(len(kappa), -1))  # (a gather: faster than indexing on the CPU)
+    k = knot(lo)*(1 - fr) + knot(lo + 1)*fr                    # curvature, linear between knots (n, P-1)
     z = kappa.new_zeros(len(kappa), 1)
     head = torch.cat([z, torch.cumsum(k*c.route_ds, 1)], 1) + heading0[:, None]
     mid = (0.5*(head[:, 1:] + head[:, :-1])).float()           # heading at the segment midpoints
@@ -352,7 +366,7 @@ def _check_memory(c:ToyWaypointConfig, n:int, dev:torch.device=torch.device('cpu
         raise ValueError(f"num_envs={n} and image_size={c.image_size}: the env would hold about {need/1e9:.1f} GB, "
                          f"more than {where} {have/1e9:.1f} GB of memory")
 
-# %% ../nbs/01_env.ipynb #81732211
+# %% ../nbs/01_env.ipynb #f889c337
 _F = torch.float32                  # the cars' state and routes: float32, the fast type of CPUs' vector units and GPUs
 
 class _Batch:
@@ -372,10 +386,12 @@ class _Batch:
         self.reuse, self._bufs = False, {}                               # image buffer reuse (VecEnv copy=False)
         ar = lambda *a, dt=_F: torch.arange(*a, dtype=dt, device=self.dev)
         self._all = ar(n, dt=torch.int64)
+        self._true, self._zero, self._zero64 = z(dt=torch.bool) | True, z(dt=torch.int64), z(dt=torch.float64)
         self._win = ar(-14, 5, dt=torch.int64)                           # search window around the predicted arc
         self._wp_s = c.route_waypoint_spacing*ar(1, self.M + 1)          # route waypoints' arc lengths
         self._sk = c.ref_speed*c.waypoint_dt*ar(1, K + 1)                # expert waypoints' arc lengths ahead
         self.s_goal = c.route_length
+        self._reach = torch.tensor(_reach(c), dtype=_F, device=self.dev)  # the action space's bound, float32
         for f in DYNAMICS_FIELDS: setattr(self, f, z(dt=torch.float64) + float(getattr(c, f)))   # each car's world
         self.lag = z(dt=torch.float64) + (1.0 if c.actuator_lag == 0 else 1 - math.exp(-c.dt/c.actuator_lag))
         self._init_draw_table()
@@ -395,7 +411,7 @@ class _Batch:
         i = self.index(idx)
         return self._all[i] if isinstance(i, slice) else i
 
-# %% ../nbs/01_env.ipynb #0e62047f
+# %% ../nbs/01_env.ipynb #faa3328a
 @patch
 def _init_draw_table(self:_Batch):
     "Layout of the per-car camera drawing table (none without cameras)"
@@ -403,18 +419,19 @@ def _init_draw_table(self:_Batch):
     self.i_goal = int(round(c.route_length/c.route_ds))
     self._goal_dot = 0.6*torch.tensor([[a, b] for a in (-1, 0, 1) for b in (-1, 0, 1)], dtype=torch.float32,
                                       device=dev)
-    # per car and line (centre, left edge, right edge): B copies of the first point, the P points, B copies of
-    # the last, so that any window start needs no clipping; then the 9 goal-marker points
+    # per car, an x row and a y row: the P points of each line (centre, left edge, right edge), then the 9
+    # goal-marker points; a car draws a window of each line around its own point, clamped to the line's ends
     view = H*c.meters_per_pixel
     win = np.arange(-int(0.15*view/c.route_ds), int(1.1*view/c.route_ds) + 1)   # points drawn, relative to the car's
     self._wlo, self._whi = int(-win[0]), int(win[-1])
-    self._B = B = self._wlo + self._whi; S = self._S = P + 2*B
-    self.draw = torch.zeros((self.n, 3*S + 9 if c.cameras else 0, 2), dtype=torch.float32, device=dev)
-    grp = [(B + win, 1), (S + B + win[::2], 2), (2*S + B + win[::2], 2), (3*S + np.arange(9), 0),
-           (3*S + np.arange(9), 1)]
-    self._cw = torch.as_tensor(np.concatenate([w for w, _ in grp]), device=dev)          # columns, from the car's
-    self._cam_chan = torch.as_tensor(np.concatenate([np.full(len(w), ch) for w, ch in grp]), device=dev)  # colour
-    self._ngoal = 18                                                         # the last columns do not follow the car
+    self.draw = torch.zeros((self.n, 2, 3*P + 9 if c.cameras else 0), dtype=torch.float32, device=dev)
+    grp = [(win, 0, 1), (win[::2], P, 2), (win[::2], 2*P, 2)]                # (window, line's column, colour)
+    self._cw = torch.as_tensor(np.concatenate([w for w, _, _ in grp]), device=dev)      # columns, from the car's
+    self._cline = torch.as_tensor(np.concatenate([np.full(len(w), o) for w, o, _ in grp]), device=dev)
+    goal = torch.as_tensor(3*P + np.arange(18) % 9, device=dev)                        # the marker, green and red
+    self._cgoal = goal
+    self._cam_chan = torch.as_tensor(np.concatenate([np.full(len(w), ch) for w, _, ch in grp] + [[0]*9, [1]*9]),
+                                     device=dev)                                       # colour channel of each
     self._gauge_row = torch.arange(H, device=dev)
 
 # %% ../nbs/01_env.ipynb #ac573ec1
@@ -423,19 +440,15 @@ def pts(self:_Batch)->Tensor:
     "Route points (N, P, 2) [m]"
     return torch.stack([self.rx, self.ry], -1)
 
-# %% ../nbs/01_env.ipynb #31299e8b
+# %% ../nbs/01_env.ipynb #b3e676d5
 @patch
 def draw_table(self:_Batch, x:Tensor, y:Tensor, head:Tensor)->Tensor:
-    "Camera drawing table (m, 3S+9, 2) float32 of m routes x, y, head (m, P): centre line, corridor edges, goal"
-    B, o = self._B, self.c.off_route_distance
-    hf = head.float()
-    nx, ny = -o*torch.sin(hf), o*torch.cos(hf)                              # left normal, off_route_distance long
-    pad = lambda a: torch.cat([a[:, :1].expand(-1, B), a, a[:, -1:].expand(-1, B)], 1)   # pads repeat the ends
-    cols = []
-    for k, (xy, nrm) in enumerate(((x.float(), nx), (y.float(), ny))):
-        goal = xy[:, self.i_goal, None] + self._goal_dot[:, k]
-        cols.append(torch.cat([pad(xy), pad(xy + nrm), pad(xy - nrm), goal], 1))
-    return torch.stack(cols, -1)
+    "Camera drawing table (m, 2, 3P+9) float32 of m routes x, y, head (m, P): centre line, corridor edges, goal"
+    o, hf = self.c.off_route_distance, head.float()
+    nrm = (-o*torch.sin(hf), o*torch.cos(hf))                               # left normal, off_route_distance long
+    rows = [torch.cat([a, a + n, a - n, a[:, self.i_goal, None] + self._goal_dot[:, k]], 1)
+            for k, (a, n) in enumerate(zip((x.float(), y.float()), nrm))]
+    return torch.stack(rows, 1)
 
 # %% ../nbs/01_env.ipynb #c505efa2
 def _project(rx:Tensor, ry:Tensor, head:Tensor, # (m, P) routes
@@ -545,26 +558,27 @@ def expert(self:_Batch, idx=None)->Tensor:
     "Expert waypoints (m, K, 2) of cars `idx`, ego frame [m], float32"
     return self.ego(idx)[0]
 
-# %% ../nbs/01_env.ipynb #0ee4a8aa
+# %% ../nbs/01_env.ipynb #f4a6470a
 def _track(c:ToyWaypointConfig, action:Tensor, px:Tensor, py:Tensor, yaw:Tensor, v:Tensor, steer:Tensor,
            gain:Tensor, bias:Tensor, lag:Tensor, understeer:Tensor)->tuple:
     "Track `action` (N, K, 2) ego-frame waypoints for one policy period: (px, py, yaw, v, steer, travelled)"
     K, L, ms = c.horizon_steps, c.wheelbase, c.max_steer
-    ax, ay = action[..., 0], action[..., 1]
-    cy, sy = torch.cos(yaw)[:, None], torch.sin(yaw)[:, None]
-    wx, wy = px[:, None] + cy*ax - sy*ay, py[:, None] + sy*ax + cy*ay             # (N, K) fixed in the world
+    act = action.permute(1, 2, 0)                               # (K, 2, N): cars last, the fast axis of fused loops
+    ax, ay = act[:, 0], act[:, 1]
+    cy, sy = torch.cos(yaw), torch.sin(yaw)
+    wx, wy = px + cy*ax - sy*ay, py + sy*ax + cy*ay                 # (K, N) fixed in the world
     seg = torch.cat([action[:, :1], action[:, 1:] - action[:, :-1]], 1)
     v_target = (seg.square().sum(-1).sqrt().sum(1)/(K*c.waypoint_dt)).clamp(0, c.max_speed)   # the path's speed
     travelled = torch.zeros_like(px)
-    last = torch.arange(K, device=px.device) == K - 1
+    last = (torch.arange(K, device=px.device) == K - 1)[:, None]
     for _ in range(c.policy_period):
         cy, sy = torch.cos(yaw), torch.sin(yaw)
-        dx, dy = wx - px[:, None], wy - py[:, None]                 # waypoints, relative to the car
+        dx, dy = wx - px, wy - py                                   # waypoints, relative to the car
         d2 = dx*dx + dy*dy                                          # squared distance (rotation-free)
         la = (c.lookahead_time*v).clamp(min=c.lookahead_min)
-        j = ((d2 >= (la*la)[:, None]) | last).long().argmax(1, keepdim=True)   # first past the lookahead, else last
-        ty = dy.gather(1, j)[:, 0]*cy - dx.gather(1, j)[:, 0]*sy    # its lateral offset in the ego frame
-        td2 = d2.gather(1, j)[:, 0].clamp(min=1e-6)
+        j = ((d2 >= la*la) | last).long().argmax(0, keepdim=True)  # first past the lookahead, else the last
+        ty = dy.gather(0, j)[0]*cy - dx.gather(0, j)[0]*sy          # its lateral offset in the ego frame
+        td2 = d2.gather(0, j)[0].clamp(min=1e-6)
         cmd = torch.atan(2*L*ty/td2).clamp(-ms, ms)                 # pure pursuit: 2 L sin(alpha) / ld
         cmd = (gain*cmd + bias).clamp(-ms, ms)                      # the world: gain and bias
         steer = steer + lag*(cmd - steer)                           # actuator lag
@@ -588,35 +602,68 @@ def _advance(c:ToyWaypointConfig, action:Tensor, rx:Tensor, ry:Tensor, head:Tens
     hits = hits + (crossed & (lat_at.abs() <= c.waypoint_hit_radius)).sum(1)
     return px, py, yaw, v, steer, s1, lat1, hits
 
-# %% ../nbs/01_env.ipynb #44f27946
-@patch
-def step(self:_Batch, action)->Tensor:
-    "Track `action` (N, K, 2) ego-frame waypoints for one policy period; returns per-car progress [m]"
-    c, s0 = self.c, self.s
-    px, py, self.yaw, self.v, self.steer, self.s, self.lat, self.hits = self._compiled.get('_advance', _advance)(
-        c, self.tensor(action), self.rx, self.ry, self.head, self._win, self._wp_s, self.pos[:, 0], self.pos[:, 1],
-        self.yaw, self.v, self.steer, self.s, self.lat, self.hits,
-        *(getattr(self, f).to(_F) for f in ('steer_gain', 'steer_bias', 'lag', 'understeer')))
-    self.pos = torch.stack([px, py], -1)
-    self.t = self.t + 1
-    self.hist[self._all, self.t.clamp(max=c.max_episode_steps)] = self.pos
-    return self.s - s0
+# %% ../nbs/01_env.ipynb #7a16b769
+def _outcome(c:ToyWaypointConfig, progress:Tensor, s:Tensor, lat:Tensor, t:Tensor)->tuple:
+    "(reward, terminated, truncated, info tensors) of m cars at arc length `s`, offset `lat`, step `t`"
+    goal = (s >= c.route_length) & (lat.abs() <= c.goal_radius)
+    off = (lat.abs() > c.off_route_distance) & ~goal
+    trunc = (t >= c.max_episode_steps) & ~(goal | off)
+    terms = dict(reward_progress=c.progress_weight*progress, reward_goal=c.goal_bonus*goal,
+                 reward_time=torch.full_like(progress, -c.time_penalty), reward_offroute=-c.off_route_penalty*off)
+    rew = sum(terms.values())
+    return rew, goal | off, trunc, dict(terms, is_success=goal, off_route=off)
 
-# %% ../nbs/01_env.ipynb #dd920dfd
-def _pixels(c:ToyWaypointConfig, table:Tensor, # (m, R) int64: each car's drawing table, (x, y) float32 pairs
-            cols:Tensor, # (Q,) table columns drawn, relative to the car's column (the last G fixed)
-            chan:Tensor, # (Q,) colour channel of each
-            lim:tuple, # (lowest, highest) column of the car's point in the padded table, G
+def _period(c:ToyWaypointConfig, action:Tensor, reach:Tensor, keep:Tensor, ret:Tensor, length:Tensor,
+            rx:Tensor, ry:Tensor, head:Tensor, win:Tensor, wp_s:Tensor, px:Tensor, py:Tensor, yaw:Tensor, v:Tensor,
+            steer:Tensor, s:Tensor, lat:Tensor, hits:Tensor, t:Tensor,
+            gain:Tensor, bias:Tensor, lag:Tensor, understeer:Tensor)->tuple:
+    "A step of N cars: (finite actions (N,), new state, (reward, terminated, truncated, info), episode return, length)"
+    ok = torch.isfinite(action).flatten(1).all(1)
+    a = torch.minimum(torch.maximum(action, -reach), reach)
+    state = _advance(c, a, rx, ry, head, win, wp_s, px, py, yaw, v, steer, s, lat, hits,
+                     *(w.to(_F) for w in (gain, bias, lag, understeer)))
+    t = t + 1
+    rew, term, trunc, extra = _outcome(c, state[5] - s, state[5], state[6], t)
+    rew, term, trunc = rew*keep, term & keep, trunc & keep
+    extra = {k: v & keep if v.dtype == torch.bool else v*keep for k, v in extra.items()}
+    return ok, state + (t,), (rew, term, trunc, extra), ret*keep + rew, length*keep + keep
+
+# %% ../nbs/01_env.ipynb #3e411a14
+@patch
+def step(self:_Batch, action:Tensor, # (N, K, 2) ego-frame waypoints, float32 on the device
+         keep:Tensor|None=None, # (N,) bool: the cars whose step counts (None: all)
+         sums:tuple|None=None, # (return, length) of each car's episode so far, (N,) each
+        )->tuple: # reward, terminated, truncated, info tensors; and the sums after the step
+    "Track `action` (clipped to the action space; NaN refused before anything changes) for one policy period"
+    c, action = self.c, self.tensor(action)
+    keep = self._true if keep is None else keep
+    sums = sums or (self._zero64, self._zero)
+    ok, state, out, *sums = self._compiled.get('_period', _period)(
+        c, action, self._reach, keep, *sums, self.rx, self.ry, self.head, self._win, self._wp_s,
+        self.pos[:, 0], self.pos[:, 1], self.yaw, self.v, self.steer, self.s, self.lat, self.hits, self.t,
+        self.steer_gain, self.steer_bias, self.lag, self.understeer)
+    try: torch._assert_async(ok.all(), "action: NaN or inf in the waypoints")   # raises at once on the CPU only
+    except RuntimeError:
+        raise ValueError(f"action: NaN or inf in the waypoints of env {int((~ok).nonzero()[0, 0])}") from None
+    px, py, self.yaw, self.v, self.steer, self.s, self.lat, self.hits, self.t = state
+    self.pos = torch.stack([px, py], -1)
+    self.hist[self._all, self.t.clamp(max=c.max_episode_steps)] = self.pos
+    return out + tuple(sums)
+
+# %% ../nbs/01_env.ipynb #7836a8d2
+def _pixels(c:ToyWaypointConfig, table:Tensor, # (m, 2, R) float32: each car's drawing table, x and y rows
+            cols:Tensor, # (L,) points of the lines drawn, relative to the car's point
+            line:Tensor, # (L,) the table column where each one's line starts
+            goal:Tensor, # (G,) the table columns of the goal marker (fixed)
+            chan:Tensor, # (L + G,) colour channel of each drawn point
+            P:int, # points per line
             s:Tensor, px:Tensor, py:Tensor, yaw:Tensor, # (m,) each car's arc length and pose
-           )->Tensor: # (cameras, m, Q) flat pixel index of each point, m*H*H*3 (a spare element) off view
+           )->Tensor: # (cameras, m, L + G) flat pixel index of each point, m*H*H*3 (a spare element) off view
     "Where each table point falls in each camera's raster: the index math of the cameras, one array expression"
-    H, inv, (lo, hi, G) = c.image_size, 1/c.meters_per_pixel, lim
-    m, Q = table.shape[0], len(cols)
-    i0 = (s/c.route_ds).round().long().clamp(lo, hi)                                # beyond the route: all pads
-    ti = i0[:, None] + cols
-    ti = torch.cat([ti[:, :Q-G], cols[Q-G:].expand(m, G)], 1)
-    xy = table.gather(1, ti).view(torch.float32)                                   # one gather of (x, y) pairs
-    X, Y = xy[:, 0::2], xy[:, 1::2]
+    H, inv, m = c.image_size, 1/c.meters_per_pixel, table.shape[0]
+    i0 = (s/c.route_ds).round().long()
+    ti = torch.cat([(i0[:, None] + cols).clamp(0, P - 1) + line, goal.expand(m, -1)], 1)
+    X, Y = table[:, 0].gather(1, ti), table[:, 1].gather(1, ti)
     base = torch.arange(m, device=s.device)[:, None]*(H*H*3) + chan                 # each car's image and channel
     out = []
     for cam in c.cameras:
@@ -631,19 +678,40 @@ def _pixels(c:ToyWaypointConfig, table:Tensor, # (m, R) int64: each car's drawin
         out.append(torch.where(ok, base + r*(3*H) + q*3, m*H*H*3))
     return torch.stack(out)
 
-# %% ../nbs/01_env.ipynb #b58122d4
+# %% ../nbs/01_env.ipynb #53e04275
+def _report(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, sk:Tensor, s:Tensor, px:Tensor, py:Tensor, yaw:Tensor,
+            v:Tensor, steer:Tensor, understeer:Tensor, t:Tensor, drop:Tensor, # the cars' routes and state
+            table:Tensor, cols:Tensor, line:Tensor, goal:Tensor, chan:Tensor, gauge_row:Tensor, # the cameras'
+           )->dict: # expert (m, K, 2), state (m, 4); with cameras pixels, gauge (m, H) and drop (m, C) too
+    "The ego view and the cameras' index math of m cars: what `observe` and `info` report"
+    expert, state = _ego(c, rx, ry, sk, s, px, py, yaw, v, steer, understeer.to(_F))
+    out = dict(expert=expert, state=state)
+    if c.cameras:
+        H = c.image_size
+        out['pixels'] = _pixels(c, table, cols, line, goal, chan, rx.shape[1], s, px, py, yaw)
+        out['gauge'] = gauge_row >= H - (v/c.max_speed*(H - 4)).round()[:, None]      # (m, H) speed gauge
+        now = t.clamp(max=c.max_episode_steps)[:, None, None].expand(-1, 1, drop.shape[2])
+        out['drop'] = drop.gather(1, now)[:, 0]                                        # (m, C) this step's
+    return out
+
+# %% ../nbs/01_env.ipynb #8eede0bd
 @patch
-def render_cameras(self:_Batch, idx=None, fresh:bool=False)->dict:
+def report(self:_Batch, idx=None)->dict:
+    "`_report` of cars `idx` (a whole batch: one compiled call after `compile()`)"
+    i = self.index(idx)
+    fn = self._compiled.get('_report', _report) if idx is None else _report
+    return fn(self.c, self.rx[i], self.ry[i], self._sk, self.s[i], self.pos[i, 0], self.pos[i, 1], self.yaw[i],
+              self.v[i], self.steer[i], self.understeer[i], self.t[i], self.drop[i], self.draw[i], self._cw,
+              self._cline, self._cgoal, self._cam_chan, self._gauge_row)
+
+# %% ../nbs/01_env.ipynb #5e475494
+@patch
+def render_cameras(self:_Batch, idx=None, fresh:bool=False, report:dict|None=None)->dict:
     "Camera rasters {name: (m, H, W, 3) uint8 tensor} of cars `idx` (`fresh`: never a reused buffer)"
-    c, H, i, ia = self.c, self.c.image_size, self.index(idx), self.arange(idx)
-    m = len(ia)
-    pixels = self._compiled.get('_pixels', _pixels) if m == self.n else _pixels   # compiled: whole batch only
-    pix = pixels(c, self.draw.view(torch.int64)[..., 0][i], self._cw, self._cam_chan,
-                       (-self._whi, self.P - 1 + self._wlo, self._ngoal),
-                       self.s[i], self.pos[i, 0], self.pos[i, 1], self.yaw[i])
-    gauge = self._gauge_row >= H - (self.v[i]/c.max_speed*(H - 4)).round()[:, None]   # (m, H) speed gauge
-    drop = self.drop[ia, self.t[ia].clamp(max=c.max_episode_steps)]
-    out = {}
+    c, H = self.c, self.c.image_size
+    rep = report or self.report(idx)
+    pix, gauge, drop = rep['pixels'], rep['gauge'], rep['drop']
+    m, out = len(gauge), {}
     for k, cam in enumerate(c.cameras):
         img, flat = self.image_buffer(cam, m, fresh)
         flat.index_fill_(0, pix[k].view(-1), 255)
@@ -705,7 +773,7 @@ def render_world(self:_Batch, idx, size:int=256)->np.ndarray:
             img[k[ok], y[ok], x[ok]] = col
     return img
 
-# %% ../nbs/01_env.ipynb #803dd91f
+# %% ../nbs/01_env.ipynb #4039ac3b
 STATE_FIELDS = ('speed_mps', 'yaw_rate_rps', 'steer_rad', 'yaw_rad')
 
 def make_spaces(c:ToyWaypointConfig)->tuple:
@@ -715,28 +783,26 @@ def make_spaces(c:ToyWaypointConfig)->tuple:
     if C: obs['image_valid'] = spaces.MultiBinary(C)
     hi = np.array([c.max_speed, c.max_speed/c.wheelbase*math.tan(c.max_steer), c.max_steer, math.pi], np.float32)*1.001
     obs['state'] = spaces.Box(np.array([0, *-hi[1:]], np.float32), hi, (len(STATE_FIELDS),), np.float32)
-    reach = 1.25*c.max_speed*c.waypoint_dt*c.horizon_steps
-    return spaces.Dict(obs), spaces.Box(-reach, reach, (c.horizon_steps, 2), np.float32)
+    return spaces.Dict(obs), spaces.Box(-_reach(c), _reach(c), (c.horizon_steps, 2), np.float32)
 
-# %% ../nbs/01_env.ipynb #97f50b58
+# %% ../nbs/01_env.ipynb #1d154df5
 @patch
-def observe(self:_Batch, idx=None, fresh:bool=False, ego:tuple|None=None)->dict:
-    "Batched observation dict of cars `idx`, tensors (`fresh`: new images even in reuse mode; `ego`: `ego(idx)`)"
-    c, i = self.c, self.index(idx)
-    obs = self.render_cameras(i, fresh) if c.cameras else {}
-    if c.cameras:
-        ia = self.arange(i)
-        obs['image_valid'] = (~self.drop[ia, self.t[ia].clamp(max=c.max_episode_steps)]).to(torch.int8)
-    obs['state'] = (ego or self.ego(i))[1]
+def observe(self:_Batch, idx=None, fresh:bool=False, report:dict|None=None)->dict:
+    "Batched observation dict of cars `idx`, tensors (`fresh`: new images even in reuse mode; `report`: theirs)"
+    c = self.c
+    rep = report or self.report(idx)
+    obs = self.render_cameras(idx, fresh, rep) if c.cameras else {}
+    if c.cameras: obs['image_valid'] = (~rep['drop']).to(torch.int8)
+    obs['state'] = rep['state']
     return obs
 
-# %% ../nbs/01_env.ipynb #3dae98d5
+# %% ../nbs/01_env.ipynb #f1f7f914
 @patch
 def compile(self:_Batch):
     "Compile the math of a step and of the cameras with `torch.compile`: a slow first step, faster ones after"
-    self._compiled = {f.__name__: torch.compile(f, dynamic=False) for f in (_advance, _pixels, _ego)}
+    self._compiled = {f.__name__: torch.compile(f, dynamic=False) for f in (_period, _report, _ego)}
 
-# %% ../nbs/01_env.ipynb #c5146dff
+# %% ../nbs/01_env.ipynb #a740f3bd
 def _check_action(action, n:int, space:spaces.Box)->np.ndarray:
     "Validate a batch of actions: shape, finite values; clip to the action space"
     a = np.asarray(action, dtype=np.float64)
@@ -746,43 +812,24 @@ def _check_action(action, n:int, space:spaces.Box)->np.ndarray:
     if bad.any(): raise ValueError(f"action: NaN or inf in the waypoints of env {int(np.flatnonzero(bad)[0])}")
     return np.clip(a, space.low, space.high)
 
-def _check_action_on(action, n:int, space:spaces.Box, bounds:tuple)->Tensor:
-    "`_check_action` for a device env: a tensor stays on the device, and the finiteness check never waits for it"
-    lo, hi = bounds                                           # the space's bounds, as tensors on the device
-    dev = lo.device
+def _check_action_on(action, n:int, space:spaces.Box, dev:torch.device)->Tensor:
+    "`_check_action` for a device env: a float32 tensor on the device; the step checks finiteness and clips"
     a = torch.as_tensor(action, device=dev).to(_F)
     if a.shape != (n,) + space.shape:
         raise ValueError(f"action: expected shape {(n,) + space.shape}, got {tuple(a.shape)}")
-    ok = torch.isfinite(a).flatten(1).all(1)
-    try: torch._assert_async(ok.all(), "action: NaN or inf in the waypoints")   # raises at once on the CPU only
-    except RuntimeError:
-        raise ValueError(f"action: NaN or inf in the waypoints of env {int((~ok).nonzero()[0, 0])}") from None
-    return torch.minimum(torch.maximum(a, lo), hi)
+    return a
 
 # %% ../nbs/01_env.ipynb #81fbf94a
 REWARD_TERMS = ('reward_progress', 'reward_goal', 'reward_time', 'reward_offroute')
 
-# %% ../nbs/01_env.ipynb #8bc98c85
+# %% ../nbs/01_env.ipynb #3b0e3ac9
 @patch
-def outcome(self:_Batch, progress:Tensor)->tuple:
-    "(reward, terminated, truncated, info tensors) after a step"
-    c = self.c
-    goal = (self.s >= self.s_goal) & (self.lat.abs() <= c.goal_radius)
-    off = (self.lat.abs() > c.off_route_distance) & ~goal
-    trunc = (self.t >= c.max_episode_steps) & ~(goal | off)
-    terms = dict(reward_progress=c.progress_weight*progress, reward_goal=c.goal_bonus*goal,
-                 reward_time=torch.full_like(progress, -c.time_penalty), reward_offroute=-c.off_route_penalty*off)
-    rew = sum(terms.values())
-    return rew, goal | off, trunc, dict(terms, is_success=goal, off_route=off)
-
-# %% ../nbs/01_env.ipynb #8a804d31
-@patch
-def info(self:_Batch, idx=None, ego:tuple|None=None)->dict:
-    "Info tensors that do not depend on the last reward (the car's world included; `ego`: `ego(idx)`)"
+def info(self:_Batch, idx=None, report:dict|None=None)->dict:
+    "Info tensors that do not depend on the last reward (the car's world included; `report`: `report(idx)`)"
     i = self.index(idx)
     cp = lambda v: v[i].clone()                                           # copies: the state changes in place
-    hits = cp(self.hits)
-    return dict(expert_waypoints=(ego or self.ego(i))[0], progress=cp(self.s), lateral_offset=cp(self.lat),
+    hits, expert = cp(self.hits), report['expert'] if report else self.ego(i)[0]
+    return dict(expert_waypoints=expert, progress=cp(self.s), lateral_offset=cp(self.lat),
                 route_waypoints_hit=hits, route_waypoints_total=torch.full_like(hits, self.M), speed_mps=cp(self.v),
                 yaw_rad=cp(self.yaw), position=cp(self.pos), **{f: cp(getattr(self, f)) for f in DYNAMICS_FIELDS})
 
@@ -816,7 +863,7 @@ def _make_config(config:ToyWaypointConfig|None, render_mode:str|None, kwargs:dic
     c = config or ToyWaypointConfig()
     return c.replace(**kwargs) if kwargs else c
 
-# %% ../nbs/01_env.ipynb #95f44c76
+# %% ../nbs/01_env.ipynb #e5b96c12
 class ToyWaypointVecEnv(VectorEnv):
     "`num_envs` toy cars stepped together with tensor operations: numpy at the boundary, or tensors on `device`"
     metadata = {'render_modes': ['rgb_array'], 'render_fps': 2, 'autoreset_mode': AutoresetMode.SAME_STEP}
@@ -841,8 +888,6 @@ class ToyWaypointVecEnv(VectorEnv):
         z = lambda dt: torch.zeros(self.num_envs, dtype=dt, device=dev)
         self._ret, self._len, self._started = z(torch.float64), z(torch.int64), z(torch.bool)
         self._autoreset, self._ready = z(torch.bool), False  # the cars restarted by the next step (device env)
-        sp = self.single_action_space
-        self._bounds = tuple(torch.as_tensor(x, dtype=_F, device=dev) for x in (sp.low, sp.high))
 
 # %% ../nbs/01_env.ipynb #01a35694
 @patch
@@ -864,14 +909,13 @@ def reset(self:ToyWaypointVecEnv, *, seed=None, options:dict|None=None):   # noq
     obs, info = self._b.observe(), self._b.info()
     return (obs, info) if self.device is not None else (_host(obs), _host(info))
 
-# %% ../nbs/01_env.ipynb #5e571f19
+# %% ../nbs/01_env.ipynb #c5b06d51
 @patch
 def _step_same(self:ToyWaypointVecEnv, actions):
     "The numpy env's step: finished cars restart in the same step, their last observation and info in `info`"
     b, n = self._b, self.num_envs
-    a = _check_action(actions, n, self.single_action_space)
-    rew, term, trunc, extra = b.outcome(b.step(a))
-    self._ret += rew; self._len += 1
+    a = b.tensor(_check_action(actions, n, self.single_action_space))
+    rew, term, trunc, extra, self._ret, self._len = b.step(a, sums=(self._ret, self._len))
     done = (term | trunc).numpy()
     if done.any():                            # final observation and info of the finished cars, then restart them
         d = np.flatnonzero(done)
@@ -885,28 +929,24 @@ def _step_same(self:ToyWaypointVecEnv, actions):
                  for j, r in enumerate(zip(*fin.values()))]
         b.reset(d, [None]*len(d))
         self._ret[d], self._len[d] = 0, 0
-    ego = b.ego()
-    obs, info = _host(b.observe(ego=ego)), _host(dict(b.info(ego=ego), **extra))
+    rep = b.report()
+    obs, info = _host(b.observe(report=rep)), _host(dict(b.info(report=rep), **extra))
     if done.any():
         info.update(final_obs=fo, _final_obs=done.copy(), final_info=fi, _final_info=done.copy())
     return obs, rew.float().numpy(), term.numpy(), trunc.numpy(), info
 
-# %% ../nbs/01_env.ipynb #942ca8fe
+# %% ../nbs/01_env.ipynb #7adae2a0
 @patch
 def _step_next(self:ToyWaypointVecEnv, actions):
     "The device env's step: cars whose episode ended in the last step restart now, nothing leaves the device"
     b, ar = self._b, self._autoreset
-    a = _check_action_on(actions, self.num_envs, self.single_action_space, self._bounds)
-    rew, term, trunc, extra = b.outcome(b.step(a))
+    a = _check_action_on(actions, self.num_envs, self.single_action_space, b.dev)
+    rew, term, trunc, extra, self._ret, self._len = b.step(a, ~ar, (self._ret, self._len))   # ar: no reward
     b.restart(ar)                                           # their next episode (keyed by car and episode number)
-    keep = ~ar
-    rew, term, trunc = rew*keep, term & keep, trunc & keep
-    extra = {k: v & keep if v.dtype == torch.bool else v*keep for k, v in extra.items()}
-    self._ret, self._len = self._ret*keep + rew, self._len*keep + keep
     self._autoreset = term | trunc
-    ego = b.ego()
-    info = dict(b.info(ego=ego), **extra, episode_return=self._ret.clone(), episode_length=self._len.clone())
-    return b.observe(ego=ego), rew.float(), term, trunc, info
+    rep = b.report()
+    info = dict(b.info(report=rep), **extra, episode_return=self._ret.clone(), episode_length=self._len.clone())
+    return b.observe(report=rep), rew.float(), term, trunc, info
 
 # %% ../nbs/01_env.ipynb #e790fd3e
 @patch
@@ -931,7 +971,7 @@ def route(self:ToyWaypointVecEnv, i:int)->np.ndarray:
     "Car `i`'s current route, (P, 2) world metres from its start to its goal (for plots)"
     return self._b.pts[i, :self._b.i_goal + 1].cpu().numpy()
 
-# %% ../nbs/01_env.ipynb #c9bfd5ce
+# %% ../nbs/01_env.ipynb #51b4cd2c
 class ToyWaypointEnv(gym.Env):
     "One toy car following a random route by tracking the waypoints it is given"
     metadata = {'render_modes': ['rgb_array'], 'render_fps': 2}
@@ -955,7 +995,7 @@ class ToyWaypointEnv(gym.Env):
         a = np.asarray(action, dtype=np.float64)
         if a.shape != self.action_space.shape:
             raise ValueError(f"action: expected shape {self.action_space.shape}, got {a.shape}")
-        rew, term, trunc, extra = self._b.outcome(self._b.step(_check_action(a[None], 1, self.action_space)))
+        rew, term, trunc, extra, *_ = self._b.step(self._b.tensor(_check_action(a[None], 1, self.action_space)))
         info = _split(_host(dict(self._b.info(), **extra)), 0)
         term, trunc = bool(term[0]), bool(trunc[0])
         info['termination'] = ('goal' if info['is_success'] else 'off_route' if info['off_route']
@@ -967,9 +1007,9 @@ class ToyWaypointEnv(gym.Env):
         "World view (256, 256, 3) uint8"
         return self._b.render_world(None)[0] if self.render_mode == 'rgb_array' else None
 
-# %% ../nbs/01_env.ipynb #6ced49c3
-_STATE_ARRAYS = ('pos', 'yaw', 'v', 'steer', 's', 'lat', 't', 'hits', 'drop', 'hist', 'rx', 'ry', 'head', 'draw',
-                 *DYNAMICS_FIELDS, 'lag', 'key', 'episode')
+# %% ../nbs/01_env.ipynb #3545e286
+_STATE_ARRAYS = ('pos', 'yaw', 'v', 'steer', 's', 'lat', 't', 'hits', 'drop', 'hist', 'rx', 'ry', 'head',
+                 *DYNAMICS_FIELDS, 'lag', 'key', 'episode')              # the drawing table is made from the routes
 
 def _rng_state(g:np.random.Generator|None)->dict|None:
     "A generator's state as plain data (numpy's dict: strings and Python ints)"
@@ -989,7 +1029,7 @@ def state_dict(self:_Batch)->dict:
     "Copies of the state tensors, on the CPU"
     return dict(arrays={k: getattr(self, k).detach().cpu().clone() for k in _STATE_ARRAYS})
 
-# %% ../nbs/01_env.ipynb #3c274acc
+# %% ../nbs/01_env.ipynb #2146cc34
 def _as_tensor(sd:dict, key:str, like:Tensor)->Tensor:
     "`sd[key]` (tensor or array) as a tensor of `like`'s shape, dtype and device, else a ValueError naming it"
     if key not in sd: raise ValueError(f"state_dict: {key} is missing")
@@ -1004,6 +1044,7 @@ def load_state_dict(self:_Batch, sd:dict):
     "Restore `state_dict()` of a batch of the same size and config (saved on any device)"
     arrays = {k: _as_tensor(sd.get('arrays', {}), k, getattr(self, k)) for k in _STATE_ARRAYS}
     for k, a in arrays.items(): setattr(self, k, a.clone())
+    if self.c.cameras: self.draw = self.draw_table(self.rx, self.ry, self.head)
 
 # %% ../nbs/01_env.ipynb #671e69aa
 ENV_STATE_FORMAT = 'waypoint_rl.env.state/2'

@@ -52,7 +52,7 @@ def _recorder(cameras:tuple, recs:list)->Callable:
             r["labels"].append(s["info"]["expert_waypoints"][i]); r["actions"].append(s["action"][i])
     return keep
 
-# %% ../nbs/03_episodes.ipynb #993b695a
+# %% ../nbs/03_episodes.ipynb #ffda240d
 def check_seed(seed:int, # the first seed
                n:int=1, # how many consecutive seeds will be used (seed, seed+1, ..., seed+n-1)
                flag:str='--seed', # the flag, for the message
@@ -68,7 +68,7 @@ def vec_env(n:int, # cars stepped together
             config:ToyWaypointConfig, # the world: a `ToyWaypointConfig`, or another waypoint env's config
             copy:bool=True, # False: the toy env reuses its image buffers (see `ToyWaypointVecEnv`)
             device=None, # the toy env on this torch device (tensors in and out); None: numpy
-            compile:bool=False, # the toy env's `compile=True` (with a device)
+            compile:bool=False, # the toy env's `compile=True` (its step's math through `torch.compile`)
            ):
     "The toy env's batched `ToyWaypointVecEnv`, or for another waypoint env gymnasium's vector env of it"
     if not isinstance(config, ToyWaypointConfig):             # one process per car, finished cars restart at once

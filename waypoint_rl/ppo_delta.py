@@ -309,7 +309,7 @@ def residual_env_config(net:WaypointNet, # the SFT network: its cameras, horizon
     return config_from_flags(cameras=tuple(net.cfg.cameras), dynamics=dynamics, horizon_steps=net.cfg.horizon_steps,
                              image_size=net.cfg.image_size)
 
-# %% ../nbs/07_ppo_delta.ipynb #59ce346d
+# %% ../nbs/07_ppo_delta.ipynb #c3b2ed82
 def _training_env(n:int, env_cfg, dev:torch.device, tensor_env:str='auto', compile:bool=False):
     "The toy env on `dev` (tensors in and out) when `tensor_env` says so, else `vec_env`'s numpy env"
     if tensor_env not in ('auto', 'on', 'off'):
@@ -318,16 +318,16 @@ def _training_env(n:int, env_cfg, dev:torch.device, tensor_env:str='auto', compi
     on = tensor_env == 'on' or (tensor_env == 'auto' and dev.type == 'cuda' and toy)
     if on and not toy:
         raise UserError(f"tensor_env (--tensor-env) on: only the toy env runs on a torch device, not {env_cfg.env_id}")
-    return vec_env(n, env_cfg, copy=False, device=dev if on else None, compile=compile and on)   # too big: UserError
+    return vec_env(n, env_cfg, copy=False, device=dev if on else None, compile=compile)   # too big: UserError
 
-# %% ../nbs/07_ppo_delta.ipynb #a86b091d
+# %% ../nbs/07_ppo_delta.ipynb #b4873b44
 def make_residual_trainer(net:WaypointNet, # the SFT network (frozen by the agent)
                           cfg:PPOConfig, # PPO settings (num_envs = cars)
                           env_cfg:ToyWaypointConfig, # the world (`residual_env_config`), or another env's config
                           max_delta:float=10.0, hidden:int=64, init_std:float=0.7, delta_l2:float=0.0, # the agent's
                           logger:JSONLLogger|None=None,
                           state:bool=False, # the heads see the ego state (`ResidualDeltaAgent`)
-                          compile:bool=False, # `torch.compile` the frozen encoder (and the device env's math)
+                          compile:bool=False, # `torch.compile` the frozen encoder (and the toy env's step)
                           tensor_env:str='auto', # the toy env on the training device: 'on', 'off', 'auto' (CUDA)
                          )->PPOTrainer: # .agent is the ResidualDeltaAgent, .envs the (wrapped) batched env
     "Batched toy env (reused image buffers) or another env's vector env + seeded residual agent + PPOTrainer"
