@@ -79,6 +79,15 @@ def test_gae_over_autoreset_modes(mode):
     # returns tracked from rewards: every finished episode of length L returned 1+...+L
     assert all_returns and all(r == l*(l + 1)/2 and l in LENGTHS for r, l in all_returns)
 
+def test_rewards_are_scaled_for_learning_not_in_the_returns():
+    "reward_scale multiplies the rewards PPO learns from; the episode returns it reports stay the env's own"
+    cfg = PPOConfig(num_envs=3, num_steps=7, total_steps=42, num_minibatches=1, reward_scale=0.25, device='cpu')
+    tr = PPOTrainer(count_envs(AutoresetMode.SAME_STEP), CounterValueAgent(), cfg)
+    roll = tr.collect()
+    for t in range(7):                                     # env i's reward at step t: (t mod its length) + 1
+        for i, L in enumerate(LENGTHS): assert tr.buf.rewards[t, i].item() == 0.25*(t % L + 1), (t, i)
+    assert roll['returns'] and all(r == l*(l + 1)/2 for r, l in zip(roll['returns'], roll['lengths']))
+
 def test_same_step_missing_final_obs_is_an_error():
     class NoFinal(SyncVectorEnv):
         def step(self, a):

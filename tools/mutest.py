@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # tests/ files that exercise each module, fastest first (pytest stops at the first failure)
 TESTS = {
-    'env': ['tests/test_env.py', 'tests/test_env_values.py', 'tests/test_worlds.py', 'tests/test_gym_clients.py'],
-    'ppo': ['tests/test_ppo_core.py'],
-    'ppo_delta': ['tests/test_ppo_delta.py', 'tests/test_ppo_faults.py'],
+    'env': ['tests/test_env.py', 'tests/test_env_values.py', 'tests/test_worlds.py', 'tests/test_gym_clients.py',
+            'tests/test_cuda_env.py'],                          # (the CUDA files run their CPU tests; CUDA: skipped)
+    'ppo': ['tests/test_ppo_core.py', 'tests/test_cuda_ppo.py'],
+    'ppo_delta': ['tests/test_ppo_delta.py', 'tests/test_ppo_faults.py', 'tests/test_cuda_ppo.py'],
     'metrics': ['tests/test_metrics.py'],
     'selection': ['tests/test_selection.py'],
 }
