@@ -238,3 +238,18 @@ def test_camera_past_the_route_end_shows_only_its_last_point():
     col = int(np.floor(H//2 - gap/mpp))
     for ch in (1, 2):                                          # centre line; corridor edges (the right one unseen)
         assert [c for _, c in np.argwhere(img[..., ch] > 0).tolist()] == [col], ch
+
+def test_a_line_in_the_first_column_is_drawn():
+    "A car standing 15.75 m right of a straight route: its front camera shows the centre line in column 0, no further."
+    venv = ToyWaypointVecEnv(1, cameras=('front',), **STRAIGHT)
+    venv.reset(seed=0)
+    b, H, mpp = venv._b, venv.config.image_size, venv.config.meters_per_pixel
+    left = (H//2 - 0.5)*mpp                                    # the route this far left: column 0, mid-pixel
+    h = b.head[0, 0]
+    b.pos[0] = torch.stack([torch.sin(h), -torch.cos(h)])*left  # right of the route's start
+    b.yaw[0], b.v[0], b.t[0] = h, 0.0, 0                        # standing still: no speed gauge
+    b.s[0], b.lat[0] = 0.0, -left
+    img = b.render_cameras(np.arange(1), fresh=True)['front'][0].numpy()
+    centre = np.argwhere(img[..., 1] > 0)                      # green: the centre line (and the goal marker's dots)
+    assert centre[:, 1].min() == 0 and (img[:, 0, 1] > 0).sum() > 10
+    assert (img[:, 1, 1] == 0).all()                           # one column wide: the next one is empty

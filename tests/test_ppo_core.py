@@ -368,8 +368,9 @@ def test_state_dict_format_version():
     e = CountVecEnv(); sd = PPOTrainer(e, MLPActorCritic.from_envs(e), count_cfg()).state_dict()
     assert (sd['format'], sd['version']) == ('waypoint_rl.ppo_trainer', 2)
 
-def test_kl_early_stop_averages_the_epochs_minibatches(monkeypatch):
-    "the target-KL test reads the mean approx_kl of the epoch's minibatches (here one per epoch)"
+@pytest.mark.parametrize('minibatches', [1, 2])
+def test_kl_early_stop_averages_the_epochs_minibatches(monkeypatch, minibatches):
+    "the target-KL test reads the mean approx_kl of the epoch's minibatches (one or two per epoch), not their sum"
     import waypoint_rl.ppo as ppo
     seen, real = [], ppo.all_reduce_
     def spy(t, op='sum'):
@@ -377,8 +378,8 @@ def test_kl_early_stop_averages_the_epochs_minibatches(monkeypatch):
         return real(t, op)
     monkeypatch.setattr(ppo, 'all_reduce_', spy)
     seed_everything(0); e = CountVecEnv()
-    h = ppo_train(e, MLPActorCritic.from_envs(e), count_cfg(total_steps=21, num_minibatches=1, update_epochs=2,
-                                                            target_kl=1e9), progress=False).history
+    cfg = count_cfg(total_steps=21, num_minibatches=minibatches, update_epochs=2, target_kl=1e9)
+    h = ppo_train(e, MLPActorCritic.from_envs(e), cfg, progress=False).history
     assert len(seen) == 2 and seen[1] > 1e-6
     assert math.isclose(sum(seen), 2*h[0]['losses/approx_kl'], rel_tol=1e-6)
 
