@@ -411,7 +411,7 @@ class _Batch:
         i = self.index(idx)
         return self._all[i] if isinstance(i, slice) else i
 
-# %% ../nbs/01_env.ipynb #faa3328a
+# %% ../nbs/01_env.ipynb #8a0219c7
 @patch
 def _init_draw_table(self:_Batch):
     "Layout of the per-car camera drawing table (none without cameras)"
@@ -423,13 +423,12 @@ def _init_draw_table(self:_Batch):
     # goal-marker points; a car draws a window of each line around its own point, clamped to the line's ends
     view = H*c.meters_per_pixel
     win = np.arange(-int(0.15*view/c.route_ds), int(1.1*view/c.route_ds) + 1)   # points drawn, relative to the car's
-    self._wlo, self._whi = int(-win[0]), int(win[-1])
+    self._wlo = int(-win[0])                                             # points drawn behind the car
     self.draw = torch.zeros((self.n, 2, 3*P + 9 if c.cameras else 0), dtype=torch.float32, device=dev)
     grp = [(win, 0, 1), (win[::2], P, 2), (win[::2], 2*P, 2)]                # (window, line's column, colour)
     self._cw = torch.as_tensor(np.concatenate([w for w, _, _ in grp]), device=dev)      # columns, from the car's
     self._cline = torch.as_tensor(np.concatenate([np.full(len(w), o) for w, o, _ in grp]), device=dev)
-    goal = torch.as_tensor(3*P + np.arange(18) % 9, device=dev)                        # the marker, green and red
-    self._cgoal = goal
+    self._cgoal = torch.as_tensor(3*P + np.arange(18) % 9, device=dev)                 # the marker, green and red
     self._cam_chan = torch.as_tensor(np.concatenate([np.full(len(w), ch) for w, _, ch in grp] + [[0]*9, [1]*9]),
                                      device=dev)                                       # colour channel of each
     self._gauge_row = torch.arange(H, device=dev)
