@@ -237,7 +237,6 @@ def test_bad_device_is_refused_naming_it():
 
 def test_compiled_env_drives_like_the_eager_one():
     "compile=True (torch.compile of the step and of what it reports): the same outcomes, positions within 1 cm"
-    import numpy as np
     cfg = dict(cameras=('front',), camera_dropout=0.2, dynamics_randomization='default')
     eager, comp = ToyWaypointVecEnv(8, **cfg), ToyWaypointVecEnv(8, compile=True, **cfg)
     (oe, ie), (oc, ic) = eager.reset(seed=4), comp.reset(seed=4)
