@@ -17,11 +17,11 @@ from .env import CAMERAS
 from .episodes import to_image_batch, to_valid_mask
 
 # %% auto #0
-__all__ = ['BACKBONES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'STATE_FEATURES', 'STATE_SCALE', 'CHECKPOINT_FORMAT',
+__all__ = ['BACKBONES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'CPU_CHUNK', 'STATE_FEATURES', 'STATE_SCALE', 'CHECKPOINT_FORMAT',
            'CHECKPOINT_VERSION', 'CHECKPOINT_KINDS', 'register_backbone', 'CameraEncoder', 'BasicBlock',
            'ResNet18Encoder', 'WaypointNetConfig', 'WaypointNet', 'DeltaHead', 'CheckpointError', 'save_checkpoint',
            'load_checkpoint', 'save_sft_checkpoint', 'save_delta_checkpoint', 'models_from_checkpoint', 'split_obs',
-           'eval_mode', 'encode_obs', 'WaypointPolicyConfig', 'WaypointPolicyTorch']
+           'nhwc_on_cpu', 'eval_mode', 'encode_obs', 'WaypointPolicyConfig', 'WaypointPolicyTorch']
 
 # %% ../nbs/04_policy.ipynb #9beec962
 BACKBONES = {} # backbone name → build(cfg: WaypointNetConfig) -> nn.Module: (N, 3, S, S) in [0, 1] → (N, z_dim)
@@ -36,7 +36,7 @@ def register_backbone(name:str, # the name configs and checkpoints use (`Waypoin
     BACKBONES[name] = build
     return build
 
-# %% ../nbs/04_policy.ipynb #4ddb7819
+# %% ../nbs/04_policy.ipynb #66faee85
 def _side_after(size:int, n:int)->int:
     "Spatial side after `n` 3×3 stride-2 padding-1 convolutions"
     for _ in range(n): size = (size - 1)//2 + 1
@@ -44,6 +44,7 @@ def _side_after(size:int, n:int)->int:
 
 class CameraEncoder(nn.Module):
     "One CNN shared by every camera: (N, 3, S, S) float in [0, 1] → (N, z_dim) features"
+    channels_last_cpu = True  # NHWC input runs faster on a CPU (`encode_obs` makes its batches so there)
     def __init__(self, image_size:int=64, channels:list=(16, 32, 64, 64), z_dim:int=128):
         super().__init__()
         layers, c_in = [], 3
@@ -136,7 +137,9 @@ class WaypointNetConfig:
         if extra: raise UserError(f"{where}: unknown fields {extra}")
         return cls(**d)
 
-# %% ../nbs/04_policy.ipynb #0c5f2c25
+# %% ../nbs/04_policy.ipynb #f8a97507
+CPU_CHUNK = 32  # frames per backbone call in a gradient-free eval pass on a CPU (see `features`)
+
 class WaypointNet(nn.Module):
     "SFT network: per-camera shared backbone → masked-mean fusion → z → (B, K, 2) waypoints in metres"
     def __init__(self, cfg:WaypointNetConfig|None=None):
@@ -147,14 +150,18 @@ class WaypointNet(nn.Module):
         self.no_camera = nn.Parameter(torch.zeros(cfg.z_dim))
         self.waypoint_head = nn.Sequential(nn.Linear(cfg.z_dim, cfg.hidden), nn.ReLU(),
                                            nn.Linear(cfg.hidden, cfg.horizon_steps*2))
+        self.cpu_chunk = CPU_CHUNK  # frames per backbone call in a gradient-free CPU pass (not saved: a speed knob)
 
-# %% ../nbs/04_policy.ipynb #7cb3848d
+# %% ../nbs/04_policy.ipynb #66e86248
 @patch
 def features(self:WaypointNet,
              x:Tensor, # (N, 3, S, S) float in [0, 1]
              inplace:bool=False, # x may be overwritten (the 'cnn' backbone then scales it in place)
             )->Tensor: # (N, z_dim)
-    "The backbone's per-image features"
+    "The backbone's per-image features (on a CPU without gradient in eval mode: `cpu_chunk` frames at a time)"
+    ch = self.cpu_chunk
+    if x.device.type == 'cpu' and x.shape[0] > ch and not (self.training or torch.is_grad_enabled()):
+        return torch.cat([self.features(c, inplace) for c in x.split(ch)])
     f = self.encoder(x, inplace) if isinstance(self.encoder, CameraEncoder) else self.encoder(x)
     if tuple(f.shape) != (x.shape[0], self.cfg.z_dim):
         raise ValueError(f"backbone {self.cfg.arch!r}: returned shape {tuple(f.shape)} for {x.shape[0]} images, "
@@ -401,9 +408,9 @@ def split_obs(obs:dict, # env observation: camera → (N, H, W, 3) uint8, "image
     images = {c: obs[c] for c in cameras}
     return images, {c: (None if v is None else v[..., i].astype(bool)) for i, c in enumerate(cameras)}
 
-# %% ../nbs/04_policy.ipynb #027dd106
+# %% ../nbs/04_policy.ipynb #62f420ce
 def _input(a, S:int, dev, bufs:dict|None, key:str, name:str,
-           channels_last:bool=False, # the float batch in channels-last memory (what CUDA convolutions prefer)
+           channels_last:bool=False, # converted frames in channels-last memory (see `nhwc_on_cpu`; CUDA)
           )->tuple:
     "An image batch → ((B, 3, S, S) float in [0, 1] on `dev`, whether the caller may overwrite it)"
     t = torch.from_numpy(a) if isinstance(a, np.ndarray) and a.flags.writeable else a
@@ -417,7 +424,12 @@ def _input(a, S:int, dev, bufs:dict|None, key:str, name:str,
         return buf.copy_(t.permute(0, 3, 1, 2)).div_(255), True
     owned = getattr(a, 'dtype', None) in (np.uint8, torch.uint8)          # converting uint8 always copies
     x = to_image_batch(a, S, dev, name)
-    return (x.contiguous(memory_format=fmt) if channels_last else x), owned
+    return (x.contiguous(memory_format=fmt) if channels_last and owned else x), owned
+
+# %% ../nbs/04_policy.ipynb #a882d37e
+def nhwc_on_cpu(net:WaypointNet, dev)->bool:
+    "Whether `net`'s camera batches on `dev` are made channels-last: on a CPU, when its backbone prefers them"
+    return torch.device(dev).type == 'cpu' and bool(getattr(net.encoder, 'channels_last_cpu', False))
 
 # %% ../nbs/04_policy.ipynb #2f910992
 @contextmanager
@@ -429,14 +441,14 @@ def eval_mode(net:nn.Module):
     finally:
         if was: net.train()
 
-# %% ../nbs/04_policy.ipynb #999e24ca
+# %% ../nbs/04_policy.ipynb #bb8a1043
 @torch.no_grad()
 def encode_obs(net:WaypointNet, # the SFT network (its device is used)
                obs:dict, # env observation batch: camera → (B, H, W, 3) uint8, "image_valid" → (B, n_cams)
                env_cameras:list, # the env's camera order (image_valid's columns)
                bufs:dict|None=None, # reused input tensors, keyed by (camera, B, device); None: fresh ones
                cameras:list|None=None, # the cameras to use (None: all the network knows)
-               channels_last:bool=False, # channels-last input batches (for a channels-last network on CUDA)
+               channels_last:bool|None=None, # channels-last input batches (None: on a CPU when the backbone prefers)
               )->Tensor: # (B, z_dim)
     "The frozen latent z of an env observation batch (numpy arrays or tensors on any device), without gradient"
     cams = list(net.cfg.cameras if cameras is None else cameras)
@@ -445,13 +457,20 @@ def encode_obs(net:WaypointNet, # the SFT network (its device is used)
         raise UserError(f"the env renders cameras {list(env_cameras)}; the policy needs {cams}: {missing} missing")
     v = obs.get("image_valid")
     dev, S = next(net.parameters()).device, net.cfg.image_size
-    ims, val, owned = {}, {}, True
+    if channels_last is None: channels_last = nhwc_on_cpu(net, dev)
+    val = {}
     for c in cams:
-        ims[c], mine = _input(obs[c], S, dev, bufs, c, f"obs[{c!r}]", channels_last); owned &= mine
         col = None if v is None else v[:, list(env_cameras).index(c)]
         if isinstance(col, np.ndarray) and col.all(): col = None      # (a tensor is never asked: no device sync)
         val[c] = None if col is None else torch.as_tensor(col, device=dev).bool()
-    with eval_mode(net): return net.encode(ims, val, inplace=owned)
+    B, ch = len(obs[cams[0]]), net.cpu_chunk
+    if not (dev.type == 'cpu' and all(getattr(obs[c], 'ndim', 0) == 4 for c in cams)): ch = B
+    def rows(i:int, j:int)->Tensor:                           # z of frames i:j, converted just before the CNN
+        ims, owned = {}, True
+        for c in cams:
+            ims[c], mine = _input(obs[c][i:j], S, dev, bufs, c, f"obs[{c!r}]", channels_last); owned &= mine
+        return net.encode(ims, {c: m if m is None else m[i:j] for c, m in val.items()}, inplace=owned)
+    with eval_mode(net): return rows(0, B) if B <= ch else torch.cat([rows(i, i + ch) for i in range(0, B, ch)])
 
 # %% ../nbs/04_policy.ipynb #7c486731
 @dataclass
@@ -485,7 +504,7 @@ class WaypointPolicyTorch(nn.Module):
         self._bufs = {}                                  # reused input tensors (see `encode_obs`)
         self.to(self.device).eval()
 
-# %% ../nbs/04_policy.ipynb #334375ab
+# %% ../nbs/04_policy.ipynb #81854f1e
 @patch
 def prepare(self:WaypointPolicyTorch, images:dict, image_valid:dict|None=None)->tuple:
     "Images/masks in any accepted form → (dict of (B,3,S,S) float tensors, dict of (B,) bool, images overwritable)"
@@ -496,7 +515,8 @@ def prepare(self:WaypointPolicyTorch, images:dict, image_valid:dict|None=None)->
     if not images: raise ValueError("images: no camera given")
     S, ims, owned = self.net.cfg.image_size, {}, True
     for c, v in images.items():
-        ims[c], mine = _input(v, S, self.device, self._bufs, c, f"images[{c!r}]"); owned &= mine
+        ims[c], mine = _input(v, S, self.device, self._bufs, c, f"images[{c!r}]", nhwc_on_cpu(self.net, self.device))
+        owned &= mine
     Bs = {c: v.shape[0] for c, v in ims.items()}
     if len(set(Bs.values())) > 1: raise ValueError(f"images: batch sizes differ between cameras {Bs}")
     B = next(iter(Bs.values())); image_valid = image_valid or {}
