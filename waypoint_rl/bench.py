@@ -190,7 +190,7 @@ def sb3_rate(net:WaypointNet, # the frozen SFT network
     _sync(device)
     return model.num_timesteps/(time.perf_counter() - t)
 
-# %% ../nbs/12_bench.ipynb #84d279d2
+# %% ../nbs/12_bench.ipynb #f58b9ec5
 def _settings(dev:torch.device, quick:bool, sizes, seconds, repeats, ppo_cars, ppo_iterations, compile=None)->dict:
     "The run's settings: the given values, else the device's defaults (tiny ones when `quick`); validated here"
     cuda = dev.type == 'cuda'
@@ -198,7 +198,6 @@ def _settings(dev:torch.device, quick:bool, sizes, seconds, repeats, ppo_cars, p
             if quick else dict(sizes=(1024, 16384, 65536) if cuda else (1, 64, 1024), seconds=1.0, repeats=3,
                                ppo_cars=1024, ppo_iterations=4 if cuda else 3, num_steps=64 if cuda else 32,
                                compile=True))
-    dflt['sb3_iterations'] = 1 if quick or not cuda else None                # None: as many as ours
     s = dict(dflt, **{k: v for k, v in dict(sizes=sizes, seconds=seconds, repeats=repeats, ppo_cars=ppo_cars,
                                              ppo_iterations=ppo_iterations, compile=compile).items() if v is not None})
     s['sizes'] = _sizes(s['sizes'], 'sizes (--sizes)')
@@ -207,7 +206,7 @@ def _settings(dev:torch.device, quick:bool, sizes, seconds, repeats, ppo_cars, p
             raise UserError(f"{k} (--{k.replace('_', '-')}): must be an integer >= 1, got {s[k]!r}")
     if not (isinstance(s['seconds'], (int, float)) and 0 < s['seconds'] < math.inf):
         raise UserError(f"seconds (--seconds): must be a number > 0, got {s['seconds']!r}")
-    s['sb3_iterations'] = s['sb3_iterations'] or s['ppo_iterations']
+    s['sb3_iterations'] = s['ppo_iterations'] if cuda else 1     # on a CPU SB3 (six CNN passes a step) runs one
     return s
 
 # %% ../nbs/12_bench.ipynb #38d2ad51
