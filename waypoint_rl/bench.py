@@ -230,10 +230,10 @@ def bench_table(res:dict)->str:
     out += [f"note: {r['measure']}, N={r['N']}: {r['note']}" for r in res['rows'] if r['note']]
     return '\n'.join(out)
 
-# %% ../nbs/12_bench.ipynb #3a0fc684
+# %% ../nbs/12_bench.ipynb #15df6535
 def _probes(dev:torch.device, s:dict, sb3:bool, net:WaypointNet|None=None, sft:str='random SFT weights')->list:
     "[(row, run)]: each row of the table with the function that measures one run of it (a figure, or (figure, note))"
-    net = (net or WaypointNet(WaypointNetConfig())).requires_grad_(False)
+    net = (net if net is not None else WaypointNet(WaypointNetConfig())).requires_grad_(False)
     cuda = dev.type == 'cuda'
     out = []
     for cams, label in (((), 'state only'), (('front',), 'front camera')):
