@@ -369,13 +369,14 @@ def plot_learning_curve(logs:str|Path|list|dict, # a JSONL path or its records, 
     if png is not None: save_figure(fig, png, close=False)
     return fig
 
-# %% ../nbs/06_ppo.ipynb #f059a0db
+# %% ../nbs/06_ppo.ipynb #7ae6afc4
 class PPOTrainer:
     "PPO on a gymnasium vector env with a features-interface agent; `train()` runs it, `state_dict()` resumes it"
     def __init__(self, envs, # gymnasium 1.x VectorEnv with NEXT_STEP or SAME_STEP autoreset
                  agent:nn.Module, # see "Agents: the features interface"
                  cfg:PPOConfig,
                  logger:JSONLLogger|None=None, # receives one record per iteration
+                 compile:bool=False, # the fast update: the loss through torch.compile, Adam fused (see "Compiling")
                 ):
         if envs.num_envs != cfg.num_envs:
             raise UserError(f"{_flag('num_envs')}={cfg.num_envs} but the vector env has {envs.num_envs} envs")
@@ -395,13 +396,12 @@ class PPOTrainer:
         if not self.params: raise UserError(f"{type(agent).__name__} has no trainable parameters")
         broadcast_(self.params)                                           # every rank starts from rank 0's weights
         if self.rank: torch.manual_seed(cfg.seed + self.rank)             # each rank its own action noise
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=1e-5,           # detail: Adam ε = 1e-5
-                                          foreach=True)   # one call for all tensors (CUDA's default; the same numbers)
+        self.optimizer = _adam(self.params, cfg.learning_rate, compile)                   # detail: Adam ε = 1e-5
         self.shuffle_gen = torch.Generator().manual_seed(cfg.seed + self.rank)
         self.buf = RolloutBuffer(cfg.num_steps, cfg.num_envs, self.device)
         self.iteration, self.global_step, self.episodes, self.history = 0, 0, 0, []
         self.divergence_hint = 'lower learning_rate or reward_scale'       # what a trainer's users can change
-        self.loss_fn = ppo_loss                # a minibatch's loss (`wrl_ppo --compile`: through torch.compile)
+        self.loss_fn = torch.compile(ppo_loss, options=_loss_options()) if compile else ppo_loss   # one minibatch's
         self.obs, _ = envs.reset(seed=cfg.seed + self.rank*cfg.num_envs)  # ranks start on disjoint env seeds
         self.tensor_env = is_tensor_obs(self.obs)               # an env on a torch device: no numpy in the loop
         N, dev = cfg.num_envs, self.device
@@ -409,6 +409,18 @@ class PPOTrainer:
         self._ep_ret = torch.zeros(N, dtype=_wide(dev), device=dev)      # the episodes in progress: raw return
         self._ep_len = torch.zeros(N, dtype=torch.int64, device=dev)     # and length [env steps]
         self._next_feats = None                                 # features of self.obs, from the last bootstrap
+
+def _adam(params:list, lr:float, fused:bool=False)->torch.optim.Adam:
+    "Adam with ε = 1e-5 over `params`: one kernel for all tensors when `fused` and torch has it there, else foreach"
+    if fused:
+        try: return torch.optim.Adam(params, lr=lr, eps=1e-5, fused=True)
+        except (RuntimeError, ValueError, TypeError): pass   # no fused Adam for this device in this torch
+    return torch.optim.Adam(params, lr=lr, eps=1e-5, foreach=True)   # one call per op for all tensors (CUDA's default)
+
+def _loss_options()->dict:
+    "Inductor options of the compiled loss: on a CPU, tanh from one exp (4x faster, within 2e-7), where torch has it"
+    import torch._inductor.config as ic
+    return {'cpp.use_decompose_tanh': True} if hasattr(getattr(ic, 'cpp', None), 'use_decompose_tanh') else {}
 
 def _wide(dev:torch.device)->torch.dtype:
     "float64 for sums of rewards (as numpy sums them), float32 where the device has no float64 (Apple's MPS)"
@@ -596,7 +608,7 @@ def ppo_train(envs, agent:nn.Module, cfg:PPOConfig, callback:Callable|None=None,
     tr.train(callback=callback, progress_bar=progress)
     return tr
 
-# %% ../nbs/06_ppo.ipynb #68672a5c
+# %% ../nbs/06_ppo.ipynb #fa980dc0
 def _env_state_fns(envs)->tuple:
     "(state_dict, load_state_dict) of the env under any wrappers, or (None, None) when it cannot save its state"
     base = getattr(envs, 'unwrapped', envs)
@@ -627,7 +639,9 @@ def load_state_dict(self:PPOTrainer, sd:dict):
         raise UserError(f"the run was trained by {n} process(es), this one has {self.world}; resume it with "
                         f"the same number (torchrun --nproc-per-node)")
     if 'agent' in sd: self.agent.load_state_dict(sd['agent'])
+    kernels = {k: self.optimizer.param_groups[0].get(k) for k in ('foreach', 'fused')}
     self.optimizer.load_state_dict(sd['optimizer'])
+    for g in self.optimizer.param_groups: g.update(kernels)      # this trainer's Adam kernels, not the saved run's
     self.iteration, self.global_step = int(sd['iteration']), int(sd['global_step'])
     self.episodes = int(sd.get('episodes', 0))
     mine = sd['ranks'][self.rank] if 'ranks' in sd else sd          # version 1: one process, no env state
