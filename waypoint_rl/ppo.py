@@ -369,7 +369,7 @@ def plot_learning_curve(logs:str|Path|list|dict, # a JSONL path or its records, 
     if png is not None: save_figure(fig, png, close=False)
     return fig
 
-# %% ../nbs/06_ppo.ipynb #7ae6afc4
+# %% ../nbs/06_ppo.ipynb #771e9382
 class PPOTrainer:
     "PPO on a gymnasium vector env with a features-interface agent; `train()` runs it, `state_dict()` resumes it"
     def __init__(self, envs, # gymnasium 1.x VectorEnv with NEXT_STEP or SAME_STEP autoreset
@@ -401,7 +401,7 @@ class PPOTrainer:
         self.buf = RolloutBuffer(cfg.num_steps, cfg.num_envs, self.device)
         self.iteration, self.global_step, self.episodes, self.history = 0, 0, 0, []
         self.divergence_hint = 'lower learning_rate or reward_scale'       # what a trainer's users can change
-        self.loss_fn = torch.compile(ppo_loss, options=_loss_options()) if compile else ppo_loss   # one minibatch's
+        self.loss_fn = torch.compile(ppo_loss, options=_loss_options()) if compile else ppo_loss
         self.obs, _ = envs.reset(seed=cfg.seed + self.rank*cfg.num_envs)  # ranks start on disjoint env seeds
         self.tensor_env = is_tensor_obs(self.obs)               # an env on a torch device: no numpy in the loop
         N, dev = cfg.num_envs, self.device
