@@ -258,22 +258,22 @@ def _hash32(x:Tensor)->Tensor:
     x = x ^ (x >> 16); x = _mul32(x, 0x7feb352d); x = x ^ (x >> 15); x = _mul32(x, 0x846ca68b)
     return x ^ (x >> 16)
 
-# %% ../nbs/01_env.ipynb #20352375
-_DRAW_WORDS = {}                                      # (n, device) -> the hashes of draws 0..n-1, made once
+# %% ../nbs/01_env.ipynb #535b0eef
+_DRAW_WORDS = {}                                      # (draws, device) -> the hashes of those draws, made once
 
-def _draw_words(n:int, device:torch.device)->tuple:
-    "The hashed draw counters of both words of draws 0..n-1 (int64 (n,) each): the part that no car changes"
-    if (n, device) not in _DRAW_WORDS:
-        k = torch.arange(n, device=device, dtype=torch.int64)
-        _DRAW_WORDS[n, device] = _hash32(2*k), _hash32(2*k + 1)
-    return _DRAW_WORDS[n, device]
+def _draw_words(draws:tuple, device:torch.device)->tuple:
+    "The hashed counters of both words of the draws numbered `draws` (int64 (n,) each): the part no car changes"
+    if (draws, device) not in _DRAW_WORDS:
+        k = torch.tensor(draws, device=device, dtype=torch.int64)
+        _DRAW_WORDS[draws, device] = _hash32(2*k), _hash32(2*k + 1)
+    return _DRAW_WORDS[draws, device]
 
 def counter_uniforms(key:Tensor, # (m,) int64 in [0, 2**63): each car's key
                      episode:Tensor, # (m,) int64 >= 0: the car's episode number under that key
-                     n:int, # numbers per car
-                    )->Tensor: # (m, n) float64 in [0, 1), on key's device
+                     n:int|tuple, # numbers per car (draws 0..n-1), or the numbers of the draws wanted
+                    )->Tensor: # (m, n) or (m, len(n)) float64 in [0, 1), on key's device
     "Uniform numbers keyed by (key, episode, draw): the same on every device, whatever the batch or the car's slot"
-    wa, wb = _draw_words(n, key.device)
+    wa, wb = _draw_words(tuple(range(n)) if isinstance(n, int) else tuple(n), key.device)
     base = _hash32(_hash32(_hash32(key & _MASK32) ^ (key >> 32)) ^ (episode & _MASK32))[:, None]
     a = _hash32(_hash32(base ^ wa) ^ base)                               # two words per number: 27 + 26 bits
     b = _hash32(_hash32(base ^ wb) ^ base)
@@ -292,24 +292,35 @@ def _n_draws(c:ToyWaypointConfig)->int:
     world = len(DYNAMICS_FIELDS) + 1 if c.dynamics_randomization else 0
     return 2*_route_sizes(c)[1] + 4 + (c.max_episode_steps + 1)*len(c.cameras) + world
 
-# %% ../nbs/01_env.ipynb #986bd927
+# %% ../nbs/01_env.ipynb #f84ee577
+def _draws_used(c:ToyWaypointConfig)->tuple:
+    "The numbers of the draws an episode reads: all `_n_draws`, less the dropouts' when frames never drop"
+    n, o = _n_draws(c), 2*_route_sizes(c)[1] + 4
+    skip = 0 if c.camera_dropout > 0 else (c.max_episode_steps + 1)*len(c.cameras)
+    return tuple(range(o)) + tuple(range(o + skip, n))
+
+# %% ../nbs/01_env.ipynb #b613e041
 def _episode_draws(c:ToyWaypointConfig, u:Tensor)->dict:
-    "Episode quantities of m cars from their uniforms u (m, _n_draws) in [0, 1)"
+    "Episode quantities of m cars from their uniforms u (m, len(_draws_used)) in [0, 1)"
     nk, C, T = _route_sizes(c)[1], len(c.cameras), c.max_episode_steps + 1
+    if u.shape[1] != len(_draws_used(c)):
+        raise ValueError(f"u: expected {len(_draws_used(c))} numbers per car (_draws_used), got {u.shape[1]}")
     uni = lambda lo, hi, x: lo + (hi - lo)*x
     kappa = uni(-c.max_curvature, c.max_curvature, u[:, :nk]) * (u[:, nk:2*nk] > c.straight_prob)
     kappa[:, 0] = 0.0
     o = 2*nk
+    w = o + 4 + (T*C if c.camera_dropout > 0 else 0)        # where the world's numbers start in u
     out = dict(kappa=kappa, heading0=uni(-math.pi, math.pi, u[:, o]),
                lat0=uni(-c.init_lateral, c.init_lateral, u[:, o+1]),
                yaw0=uni(-c.init_heading, c.init_heading, u[:, o+2]),
                v0=uni(c.init_speed_min, c.init_speed_max, u[:, o+3]),
-               drop=(u[:, o+4:o+4+T*C] < c.camera_dropout).reshape(len(u), T, C))
+               drop=(u[:, o+4:w] < c.camera_dropout).reshape(len(u), T, C) if w > o + 4 else
+                    u.new_zeros((len(u), T, C), dtype=torch.bool))
     if c.dynamics_randomization:                            # the world, after everything else
         rng = DYNAMICS_RANDOMIZATIONS[c.dynamics_randomization]
-        nominal = u[:, o+4+T*C+len(DYNAMICS_FIELDS)] < NOMINAL_SHARE.get(c.dynamics_randomization, 0.0)
+        nominal = u[:, w+len(DYNAMICS_FIELDS)] < NOMINAL_SHARE.get(c.dynamics_randomization, 0.0)
         for k, f in enumerate(DYNAMICS_FIELDS):
-            out[f] = torch.where(nominal, DYNAMICS_SHIFTS['none'][f], uni(*rng[f], u[:, o+4+T*C+k]))
+            out[f] = torch.where(nominal, DYNAMICS_SHIFTS['none'][f], uni(*rng[f], u[:, w+k]))
     return out
 
 # %% ../nbs/01_env.ipynb #cc16c364
@@ -462,12 +473,12 @@ def _project(rx:Tensor, ry:Tensor, head:Tensor, # (m, P) routes
     ch, sh = torch.cos(h), torch.sin(h)
     return best[:, 0]*ds + dx*ch + dy*sh, dy*ch - dx*sh
 
-# %% ../nbs/01_env.ipynb #6ec3f0ee
+# %% ../nbs/01_env.ipynb #01f50957
 @patch
 def fresh_episodes(self:_Batch, key:Tensor, episode:Tensor)->dict:
     "The state rows {attribute: (m, ...)} of new episodes of m cars keyed (key, episode): routes, world, start"
     c = self.c
-    e = _episode_draws(c, counter_uniforms(key, episode, _n_draws(c)))
+    e = _episode_draws(c, counter_uniforms(key, episode, _draws_used(c)))
     x, y, head = _integrate_routes(c, e['kappa'], e['heading0'])
     h0 = e['heading0']
     pos = e['lat0'][:, None]*torch.stack([-torch.sin(h0), torch.cos(h0)], -1)
