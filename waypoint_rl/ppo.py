@@ -369,7 +369,7 @@ def plot_learning_curve(logs:str|Path|list|dict, # a JSONL path or its records, 
     if png is not None: save_figure(fig, png, close=False)
     return fig
 
-# %% ../nbs/06_ppo.ipynb #771e9382
+# %% ../nbs/06_ppo.ipynb #cb2308a5
 class PPOTrainer:
     "PPO on a gymnasium vector env with a features-interface agent; `train()` runs it, `state_dict()` resumes it"
     def __init__(self, envs, # gymnasium 1.x VectorEnv with NEXT_STEP or SAME_STEP autoreset
@@ -402,6 +402,8 @@ class PPOTrainer:
         self.iteration, self.global_step, self.episodes, self.history = 0, 0, 0, []
         self.divergence_hint = 'lower learning_rate or reward_scale'       # what a trainer's users can change
         self.loss_fn = torch.compile(ppo_loss, options=_loss_options()) if compile else ppo_loss
+        self.act_fn = (torch.compile(agent.get_action_and_value, options=dict(_loss_options(), fallback_random=True))
+                       if compile else agent.get_action_and_value)     # collection: eager's random numbers
         self.obs, _ = envs.reset(seed=cfg.seed + self.rank*cfg.num_envs)  # ranks start on disjoint env seeds
         self.tensor_env = is_tensor_obs(self.obs)               # an env on a torch device: no numpy in the loop
         N, dev = cfg.num_envs, self.device
@@ -439,7 +441,7 @@ def _on(x, dev:torch.device)->Tensor:
     "An env result (array, list or tensor) as a tensor on `dev` (no copy when it is one there already)"
     return x.to(dev) if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x), device=dev)
 
-# %% ../nbs/06_ppo.ipynb #21fcc833
+# %% ../nbs/06_ppo.ipynb #ed7c6ced
 @patch
 @torch.no_grad()
 def collect_steps(self:PPOTrainer)->tuple[Tensor, Tensor]:
@@ -453,7 +455,7 @@ def collect_steps(self:PPOTrainer)->tuple[Tensor, Tensor]:
     buf.bootstrap.zero_()
     for t in range(T):
         feats = self._next_feats if t == 0 and self._next_feats is not None else agent.encode(self.obs)
-        action, logprob, _, value = agent.get_action_and_value(feats)
+        action, logprob, _, value = self.act_fn(feats)
         buf.add(t, feats, action, logprob, value)
         buf.valid[t] = valid = ~self._autoreset
         a = env_action(action, feats) if env_action is not None else action
