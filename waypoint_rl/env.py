@@ -299,12 +299,12 @@ def _draws_used(c:ToyWaypointConfig)->tuple:
     skip = 0 if c.camera_dropout > 0 else (c.max_episode_steps + 1)*len(c.cameras)
     return tuple(range(o)) + tuple(range(o + skip, n))
 
-# %% ../nbs/01_env.ipynb #b613e041
+# %% ../nbs/01_env.ipynb #b024a36a
 def _episode_draws(c:ToyWaypointConfig, u:Tensor)->dict:
     "Episode quantities of m cars from their uniforms u (m, len(_draws_used)) in [0, 1)"
     nk, C, T = _route_sizes(c)[1], len(c.cameras), c.max_episode_steps + 1
-    if u.shape[1] != len(_draws_used(c)):
-        raise ValueError(f"u: expected {len(_draws_used(c))} numbers per car (_draws_used), got {u.shape[1]}")
+    used = len(_draws_used(c))
+    if u.shape[1] != used: raise ValueError(f"u: expected {used} numbers per car (_draws_used), got {u.shape[1]}")
     uni = lambda lo, hi, x: lo + (hi - lo)*x
     kappa = uni(-c.max_curvature, c.max_curvature, u[:, :nk]) * (u[:, nk:2*nk] > c.straight_prob)
     kappa[:, 0] = 0.0
@@ -377,7 +377,7 @@ def _check_memory(c:ToyWaypointConfig, n:int, dev:torch.device=torch.device('cpu
         raise ValueError(f"num_envs={n} and image_size={c.image_size}: the env would hold about {need/1e9:.1f} GB, "
                          f"more than {where} {have/1e9:.1f} GB of memory")
 
-# %% ../nbs/01_env.ipynb #f889c337
+# %% ../nbs/01_env.ipynb #52b6eb3d
 _F = torch.float32                  # the cars' state and routes: float32, the fast type of CPUs' vector units and GPUs
 
 class _Batch:
@@ -386,6 +386,7 @@ class _Batch:
         self.c, self.n, self.dev = c, n, torch.device(device)
         _check_memory(c, n, self.dev)
         self.P, _, self.M = _route_sizes(c)
+        self._draws = _draws_used(c)                                     # the draws of each new episode
         K, C, T = c.horizon_steps, len(c.cameras), c.max_episode_steps
         z = lambda *s, dt=_F: torch.zeros((n,) + s, dtype=dt, device=self.dev)
         self.rx, self.ry, self.head = z(self.P), z(self.P), z(self.P)    # route points x, y [m] and heading [rad]
@@ -473,12 +474,12 @@ def _project(rx:Tensor, ry:Tensor, head:Tensor, # (m, P) routes
     ch, sh = torch.cos(h), torch.sin(h)
     return best[:, 0]*ds + dx*ch + dy*sh, dy*ch - dx*sh
 
-# %% ../nbs/01_env.ipynb #01f50957
+# %% ../nbs/01_env.ipynb #b80650cc
 @patch
 def fresh_episodes(self:_Batch, key:Tensor, episode:Tensor)->dict:
     "The state rows {attribute: (m, ...)} of new episodes of m cars keyed (key, episode): routes, world, start"
     c = self.c
-    e = _episode_draws(c, counter_uniforms(key, episode, _draws_used(c)))
+    e = _episode_draws(c, counter_uniforms(key, episode, self._draws))
     x, y, head = _integrate_routes(c, e['kappa'], e['heading0'])
     h0 = e['heading0']
     pos = e['lat0'][:, None]*torch.stack([-torch.sin(h0), torch.cos(h0)], -1)
