@@ -354,14 +354,14 @@ def _rot(v, yaw):
     c, s = np.cos(yaw), np.sin(yaw)
     return np.stack([c*v[..., 0] - s*v[..., 1], s*v[..., 0] + c*v[..., 1]], -1)
 
-# %% ../nbs/01_env.ipynb #539e79a1
+# %% ../nbs/01_env.ipynb #428b9e26
 def _batch_bytes(c:ToyWaypointConfig, n:int)->float:
-    "Estimated peak bytes of a batch of `n` cars: routes (and a reset's temporaries), draws, trails, table, frames"
+    "Estimated peak bytes of a batch of `n` cars: routes (and a reset's temporaries), draws, trails, frames"
     P = (c.route_length + c.ref_speed*c.waypoint_dt*c.horizon_steps)/c.route_ds + 3     # route points
     T, C, H = c.max_episode_steps + 1, len(c.cameras), float(c.image_size)
-    view = 1.25*H*c.meters_per_pixel/c.route_ds                                          # table points around a car
+    view = 1.25*H*c.meters_per_pixel/c.route_ds                                          # points drawn around a car
     per_car = (3*4 + 6*8)*P + 8*(2*P*c.route_ds/c.knot_spacing + T*C) + T*(C + 8) + 2000    # routes, draws, trail
-    if C: per_car += 2*4*(3*(P + 2*view) + 9) + 60*2*view + 2*C*3*H*H                  # table, gather, 2 frames
+    if C: per_car += 60*2*view + 2*C*3*H*H                                               # points drawn, 2 frames
     return n*per_car
 
 def _device_memory(dev:torch.device)->int:
@@ -377,7 +377,7 @@ def _check_memory(c:ToyWaypointConfig, n:int, dev:torch.device=torch.device('cpu
         raise ValueError(f"num_envs={n} and image_size={c.image_size}: the env would hold about {need/1e9:.1f} GB, "
                          f"more than {where} {have/1e9:.1f} GB of memory")
 
-# %% ../nbs/01_env.ipynb #52b6eb3d
+# %% ../nbs/01_env.ipynb #19c7fc00
 _F = torch.float32                  # the cars' state and routes: float32, the fast type of CPUs' vector units and GPUs
 
 class _Batch:
@@ -406,7 +406,7 @@ class _Batch:
         self._reach = torch.tensor(_reach(c), dtype=_F, device=self.dev)  # the action space's bound, float32
         for f in DYNAMICS_FIELDS: setattr(self, f, z(dt=torch.float64) + float(getattr(c, f)))   # each car's world
         self.lag = z(dt=torch.float64) + (1.0 if c.actuator_lag == 0 else 1 - math.exp(-c.dt/c.actuator_lag))
-        self._init_draw_table()
+        self._init_cameras()
         self._compiled = {}                                              # by `compile()`: name → function
 
     def tensor(self, x, dtype=_F)->Tensor:
@@ -423,26 +423,22 @@ class _Batch:
         i = self.index(idx)
         return self._all[i] if isinstance(i, slice) else i
 
-# %% ../nbs/01_env.ipynb #8a0219c7
+# %% ../nbs/01_env.ipynb #33dc079b
 @patch
-def _init_draw_table(self:_Batch):
-    "Layout of the per-car camera drawing table (none without cameras)"
-    c, P, H, dev = self.c, self.P, self.c.image_size, self.dev
+def _init_cameras(self:_Batch):
+    "What every camera draws: the route points around each car, and the colour channel of each point"
+    c, H, dev = self.c, self.c.image_size, self.dev
     self.i_goal = int(round(c.route_length/c.route_ds))
     self._goal_dot = 0.6*torch.tensor([[a, b] for a in (-1, 0, 1) for b in (-1, 0, 1)], dtype=torch.float32,
                                       device=dev)
-    # per car, an x row and a y row: the P points of each line (centre, left edge, right edge), then the 9
-    # goal-marker points; a car draws a window of each line around its own point, clamped to the line's ends
+    # a car draws a window of route points around its own point: the centre line at each of them, the corridor's
+    # edges at every other one; then the 9 goal-marker points twice (green and red: yellow)
     view = H*c.meters_per_pixel
     win = np.arange(-int(0.15*view/c.route_ds), int(1.1*view/c.route_ds) + 1)   # points drawn, relative to the car's
-    self._wlo = int(-win[0])                                             # points drawn behind the car
-    self.draw = torch.zeros((self.n, 2, 3*P + 9 if c.cameras else 0), dtype=torch.float32, device=dev)
-    grp = [(win, 0, 1), (win[::2], P, 2), (win[::2], 2*P, 2)]                # (window, line's column, colour)
-    self._cw = torch.as_tensor(np.concatenate([w for w, _, _ in grp]), device=dev)      # columns, from the car's
-    self._cline = torch.as_tensor(np.concatenate([np.full(len(w), o) for w, o, _ in grp]), device=dev)
-    self._cgoal = torch.as_tensor(3*P + np.arange(18) % 9, device=dev)                 # the marker, green and red
-    self._cam_chan = torch.as_tensor(np.concatenate([np.full(len(w), ch) for w, _, ch in grp] + [[0]*9, [1]*9]),
-                                     device=dev)                                       # colour channel of each
+    self._cw, self._wlo = torch.as_tensor(win, device=dev), int(-win[0])      # (and the points drawn behind the car)
+    n_edge = len(win[::2])
+    self._cam_chan = torch.as_tensor(np.repeat([1, 2, 2, 0, 1], [len(win), n_edge, n_edge, 9, 9]),
+                                     device=dev)[:, None]                              # colour channel of each
     self._gauge_row = torch.arange(H, device=dev)
 
 # %% ../nbs/01_env.ipynb #ac573ec1
@@ -450,16 +446,6 @@ def _init_draw_table(self:_Batch):
 def pts(self:_Batch)->Tensor:
     "Route points (N, P, 2) [m]"
     return torch.stack([self.rx, self.ry], -1)
-
-# %% ../nbs/01_env.ipynb #b3e676d5
-@patch
-def draw_table(self:_Batch, x:Tensor, y:Tensor, head:Tensor)->Tensor:
-    "Camera drawing table (m, 2, 3P+9) float32 of m routes x, y, head (m, P): centre line, corridor edges, goal"
-    o, hf = self.c.off_route_distance, head.float()
-    nrm = (-o*torch.sin(hf), o*torch.cos(hf))                               # left normal, off_route_distance long
-    rows = [torch.cat([a, a + n, a - n, a[:, self.i_goal, None] + self._goal_dot[:, k]], 1)
-            for k, (a, n) in enumerate(zip((x.float(), y.float()), nrm))]
-    return torch.stack(rows, 1)
 
 # %% ../nbs/01_env.ipynb #c505efa2
 def _project(rx:Tensor, ry:Tensor, head:Tensor, # (m, P) routes
@@ -474,7 +460,7 @@ def _project(rx:Tensor, ry:Tensor, head:Tensor, # (m, P) routes
     ch, sh = torch.cos(h), torch.sin(h)
     return best[:, 0]*ds + dx*ch + dy*sh, dy*ch - dx*sh
 
-# %% ../nbs/01_env.ipynb #b80650cc
+# %% ../nbs/01_env.ipynb #cc0b69ab
 @patch
 def fresh_episodes(self:_Batch, key:Tensor, episode:Tensor)->dict:
     "The state rows {attribute: (m, ...)} of new episodes of m cars keyed (key, episode): routes, world, start"
@@ -488,7 +474,6 @@ def fresh_episodes(self:_Batch, key:Tensor, episode:Tensor)->dict:
     out = dict(rx=x, ry=y, head=head, pos=pos, yaw=h0 + e['yaw0'], v=e['v0'], steer=torch.zeros_like(h0), s=s,
                lat=lat, t=zero, hits=zero, drop=e['drop'], hist=pos[:, None].expand(-1, c.max_episode_steps + 1, 2),
                key=key, episode=episode)
-    if c.cameras: out['draw'] = self.draw_table(x, y, head)
     if c.dynamics_randomization:                                          # each car's world for this episode
         out.update({f: e[f] for f in DYNAMICS_FIELDS})
         tau = e['actuator_lag']
@@ -661,59 +646,70 @@ def step(self:_Batch, action:Tensor, # (N, K, 2) ego-frame waypoints, float32 on
     self.hist[self._all, self.t.clamp(max=c.max_episode_steps)] = self.pos
     return out + tuple(sums)
 
-# %% ../nbs/01_env.ipynb #7836a8d2
-def _pixels(c:ToyWaypointConfig, table:Tensor, # (m, 2, R) float32: each car's drawing table, x and y rows
-            cols:Tensor, # (L,) points of the lines drawn, relative to the car's point
-            line:Tensor, # (L,) the table column where each one's line starts
-            goal:Tensor, # (G,) the table columns of the goal marker (fixed)
-            chan:Tensor, # (L + G,) colour channel of each drawn point
-            P:int, # points per line
+# %% ../nbs/01_env.ipynb #60fdd302
+def _drawn_points(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, head:Tensor, # (P, m) routes, cars last
+                  cols:Tensor, # (W,) the window of route points drawn, relative to each car's own point
+                  goal_dot:Tensor, # (9, 2) [m] the goal marker's points, around the goal
+                  i_goal:int, # the goal's route point
+                  s:Tensor, # (m,) [m] each car's arc length
+                 )->tuple: # x, y (W + 2*ceil(W/2) + 18, m) [m]: centre line, left edge, right edge, the goal twice
+    "The world points m cars' cameras draw: the route around each car, its corridor's edges and the goal marker"
+    o, P = c.off_route_distance, rx.shape[0]
+    i = ((s/c.route_ds).round().long()[None] + cols[:, None]).clamp(0, P - 1)
+    x, y = rx.gather(0, i), ry.gather(0, i)
+    h = head.gather(0, i[::2])
+    nx, ny = -o*torch.sin(h), o*torch.cos(h)                               # left normal, off_route_distance long
+    gx, gy = rx[i_goal] + goal_dot[:, :1], ry[i_goal] + goal_dot[:, 1:]
+    return (torch.cat([x, x[::2] + nx, x[::2] - nx, gx, gx]), torch.cat([y, y[::2] + ny, y[::2] - ny, gy, gy]))
+
+# %% ../nbs/01_env.ipynb #21c8d83a
+def _pixels(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, head:Tensor, # (P, m) routes, cars last
+            cols:Tensor, goal_dot:Tensor, i_goal:int, # what is drawn (`_drawn_points`)
+            chan:Tensor, # (L, 1) colour channel of each drawn point
             s:Tensor, px:Tensor, py:Tensor, yaw:Tensor, # (m,) each car's arc length and pose
-           )->Tensor: # (cameras, m, L + G) flat pixel index of each point, m*H*H*3 (a spare element) off view
-    "Where each table point falls in each camera's raster: the index math of the cameras, one array expression"
-    H, inv, m = c.image_size, 1/c.meters_per_pixel, table.shape[0]
-    i0 = (s/c.route_ds).round().long()
-    ti = torch.cat([(i0[:, None] + cols).clamp(0, P - 1) + line, goal.expand(m, -1)], 1)
-    X, Y = table[:, 0].gather(1, ti), table[:, 1].gather(1, ti)
-    base = torch.arange(m, device=s.device)[:, None]*(H*H*3) + chan                 # each car's image and channel
+           )->Tensor: # (cameras, m, L) flat pixel index of each point, m*H*H*3 (a spare element) off view
+    "Where each drawn point falls in each camera's raster: the index math of the cameras, one array expression"
+    H, inv, m = c.image_size, 1/c.meters_per_pixel, len(s)
+    X, Y = _drawn_points(c, rx, ry, head, cols, goal_dot, i_goal, s)
+    base = torch.arange(m, device=s.device)*(H*H*3) + chan                          # each car's image and channel
     out = []
     for cam in c.cameras:
         yc = yaw + CAMERA_YAW[cam]
         cy, sy = torch.cos(yc)*inv, torch.sin(yc)*inv
         # pixel row/col as one affine map of the world point per car (forward is up, left is left);
         # +H before truncation makes the int conversion a floor for everything near the view
-        f32 = lambda a: a.float()[:, None]
+        f32 = lambda a: a.float()[None]
         r = (X*f32(-cy) + Y*f32(-sy) + f32(2*H - 2 + px*cy + py*sy)).int() - H
         q = (X*f32(sy) + Y*f32(-cy) + f32(H + H//2 - px*sy + py*cy)).int() - H
         ok = (r >= 0) & (r < H) & (q >= 0) & (q < H)
         out.append(torch.where(ok, base + r*(3*H) + q*3, m*H*H*3))
-    return torch.stack(out)
+    return torch.stack(out).transpose(1, 2).contiguous()                          # car by car: a faster scatter
 
-# %% ../nbs/01_env.ipynb #53e04275
-def _report(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, sk:Tensor, s:Tensor, px:Tensor, py:Tensor, yaw:Tensor,
-            v:Tensor, steer:Tensor, understeer:Tensor, t:Tensor, drop:Tensor, # the cars' routes and state
-            table:Tensor, cols:Tensor, line:Tensor, goal:Tensor, chan:Tensor, gauge_row:Tensor, # the cameras'
+# %% ../nbs/01_env.ipynb #e4f1aa3a
+def _report(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, head:Tensor, sk:Tensor, s:Tensor, px:Tensor, py:Tensor,
+            yaw:Tensor, v:Tensor, steer:Tensor, understeer:Tensor, t:Tensor, drop:Tensor, # the cars' routes and state
+            cols:Tensor, goal_dot:Tensor, i_goal:int, chan:Tensor, gauge_row:Tensor, # the cameras'
            )->dict: # expert (m, K, 2), state (m, 4); with cameras pixels, gauge (m, H) and drop (m, C) too
     "The ego view and the cameras' index math of m cars: what `observe` and `info` report"
     expert, state = _ego(c, rx, ry, sk, s, px, py, yaw, v, steer, understeer.to(_F))
     out = dict(expert=expert, state=state)
     if c.cameras:
         H = c.image_size
-        out['pixels'] = _pixels(c, table, cols, line, goal, chan, rx.shape[1], s, px, py, yaw)
+        out['pixels'] = _pixels(c, rx.T, ry.T, head.T, cols, goal_dot, i_goal, chan, s, px, py, yaw)
         out['gauge'] = gauge_row >= H - (v/c.max_speed*(H - 4)).round()[:, None]      # (m, H) speed gauge
         now = t.clamp(max=c.max_episode_steps)[:, None, None].expand(-1, 1, drop.shape[2])
         out['drop'] = drop.gather(1, now)[:, 0]                                        # (m, C) this step's
     return out
 
-# %% ../nbs/01_env.ipynb #8eede0bd
+# %% ../nbs/01_env.ipynb #bf455649
 @patch
 def report(self:_Batch, idx=None)->dict:
     "`_report` of cars `idx` (a whole batch: one compiled call after `compile()`)"
     i = self.index(idx)
     fn = self._compiled.get('_report', _report) if idx is None else _report
-    return fn(self.c, self.rx[i], self.ry[i], self._sk, self.s[i], self.pos[i, 0], self.pos[i, 1], self.yaw[i],
-              self.v[i], self.steer[i], self.understeer[i], self.t[i], self.drop[i], self.draw[i], self._cw,
-              self._cline, self._cgoal, self._cam_chan, self._gauge_row)
+    return fn(self.c, self.rx[i], self.ry[i], self.head[i], self._sk, self.s[i], self.pos[i, 0], self.pos[i, 1],
+              self.yaw[i], self.v[i], self.steer[i], self.understeer[i], self.t[i], self.drop[i], self._cw,
+              self._goal_dot, self.i_goal, self._cam_chan, self._gauge_row)
 
 # %% ../nbs/01_env.ipynb #5e475494
 @patch
@@ -1018,9 +1014,9 @@ class ToyWaypointEnv(gym.Env):
         "World view (256, 256, 3) uint8"
         return self._b.render_world(None)[0] if self.render_mode == 'rgb_array' else None
 
-# %% ../nbs/01_env.ipynb #3545e286
+# %% ../nbs/01_env.ipynb #959308c7
 _STATE_ARRAYS = ('pos', 'yaw', 'v', 'steer', 's', 'lat', 't', 'hits', 'drop', 'hist', 'rx', 'ry', 'head',
-                 *DYNAMICS_FIELDS, 'lag', 'key', 'episode')              # the drawing table is made from the routes
+                 *DYNAMICS_FIELDS, 'lag', 'key', 'episode')
 
 def _rng_state(g:np.random.Generator|None)->dict|None:
     "A generator's state as plain data (numpy's dict: strings and Python ints)"
@@ -1040,7 +1036,7 @@ def state_dict(self:_Batch)->dict:
     "Copies of the state tensors, on the CPU"
     return dict(arrays={k: getattr(self, k).detach().cpu().clone() for k in _STATE_ARRAYS})
 
-# %% ../nbs/01_env.ipynb #2146cc34
+# %% ../nbs/01_env.ipynb #3c274acc
 def _as_tensor(sd:dict, key:str, like:Tensor)->Tensor:
     "`sd[key]` (tensor or array) as a tensor of `like`'s shape, dtype and device, else a ValueError naming it"
     if key not in sd: raise ValueError(f"state_dict: {key} is missing")
@@ -1055,7 +1051,6 @@ def load_state_dict(self:_Batch, sd:dict):
     "Restore `state_dict()` of a batch of the same size and config (saved on any device)"
     arrays = {k: _as_tensor(sd.get('arrays', {}), k, getattr(self, k)) for k in _STATE_ARRAYS}
     for k, a in arrays.items(): setattr(self, k, a.clone())
-    if self.c.cameras: self.draw = self.draw_table(self.rx, self.ry, self.head)
 
 # %% ../nbs/01_env.ipynb #671e69aa
 ENV_STATE_FORMAT = 'waypoint_rl.env.state/2'
