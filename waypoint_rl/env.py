@@ -258,14 +258,14 @@ def _hash32(x:Tensor)->Tensor:
     x = x ^ (x >> 16); x = _mul32(x, 0x7feb352d); x = x ^ (x >> 15); x = _mul32(x, 0x846ca68b)
     return x ^ (x >> 16)
 
-# %% ../nbs/01_env.ipynb #535b0eef
+# %% ../nbs/01_env.ipynb #17e70b17
 _DRAW_WORDS = {}                                      # (draws, device) -> the hashes of those draws, made once
 
-def _draw_words(draws:tuple, device:torch.device)->tuple:
-    "The hashed counters of both words of the draws numbered `draws` (int64 (n,) each): the part no car changes"
+def _draw_words(draws:tuple, device:torch.device)->Tensor:
+    "The hashed counters of the draws numbered `draws`, first words then second words (int64 (2n,)): no car's part"
     if (draws, device) not in _DRAW_WORDS:
         k = torch.tensor(draws, device=device, dtype=torch.int64)
-        _DRAW_WORDS[draws, device] = _hash32(2*k), _hash32(2*k + 1)
+        _DRAW_WORDS[draws, device] = torch.cat([_hash32(2*k), _hash32(2*k + 1)])
     return _DRAW_WORDS[draws, device]
 
 def counter_uniforms(key:Tensor, # (m,) int64 in [0, 2**63): each car's key
@@ -273,10 +273,9 @@ def counter_uniforms(key:Tensor, # (m,) int64 in [0, 2**63): each car's key
                      n:int|tuple, # numbers per car (draws 0..n-1), or the numbers of the draws wanted
                     )->Tensor: # (m, n) or (m, len(n)) float64 in [0, 1), on key's device
     "Uniform numbers keyed by (key, episode, draw): the same on every device, whatever the batch or the car's slot"
-    wa, wb = _draw_words(tuple(range(n)) if isinstance(n, int) else tuple(n), key.device)
+    w = _draw_words(tuple(range(n)) if isinstance(n, int) else tuple(n), key.device)
     base = _hash32(_hash32(_hash32(key & _MASK32) ^ (key >> 32)) ^ (episode & _MASK32))[:, None]
-    a = _hash32(_hash32(base ^ wa) ^ base)                               # two words per number: 27 + 26 bits
-    b = _hash32(_hash32(base ^ wb) ^ base)
+    a, b = _hash32(_hash32(base ^ w) ^ base).tensor_split(2, 1)            # two words per number: 27 + 26 bits
     return ((a >> 5)*(1 << 26) + (b >> 6)).to(torch.float64)/float(1 << 53)
 
 # %% ../nbs/01_env.ipynb #e893e14d
