@@ -915,7 +915,7 @@ def reset(self:ToyWaypointVecEnv, *, seed=None, options:dict|None=None):   # noq
     obs, info = self._b.observe(), self._b.info()
     return (obs, info) if self.device is not None else (_host(obs), _host(info))
 
-# %% ../nbs/01_env.ipynb #c5b06d51
+# %% ../nbs/01_env.ipynb #21352d3c
 @patch
 def _step_same(self:ToyWaypointVecEnv, actions):
     "The numpy env's step: finished cars restart in the same step, their last observation and info in `info`"
@@ -925,11 +925,12 @@ def _step_same(self:ToyWaypointVecEnv, actions):
     done = (term | trunc).numpy()
     if done.any():                            # final observation and info of the finished cars, then restart them
         d = np.flatnonzero(done)
-        fin = _host(dict(b.info(d), **{k: v[d] for k, v in extra.items()}))
+        rep_d = b.report(d)                                 # their last ego view and camera points, made once
+        fin = _host(dict(b.info(d, report=rep_d), **{k: v[d] for k, v in extra.items()}))
         ret, ln = self._ret[d].tolist(), self._len[d].tolist()
         why = np.where(fin['is_success'], 'goal', np.where(fin['off_route'], 'off_route', 'truncated')).tolist()
         fo, fi = np.full(n, None, object), np.full(n, None, object)
-        fob = _host(b.observe(d, fresh=True))               # fresh arrays: the batch's buffers are reused below
+        fob = _host(b.observe(d, fresh=True, report=rep_d))  # fresh arrays: the batch's buffers are reused below
         fo[d] = [dict(zip(fob.keys(), r)) for r in zip(*fob.values())]
         fi[d] = [dict(zip(fin.keys(), r), episode_return=ret[j], episode_length=ln[j], termination=why[j])
                  for j, r in enumerate(zip(*fin.values()))]
