@@ -422,7 +422,7 @@ class _Batch:
         i = self.index(idx)
         return self._all[i] if isinstance(i, slice) else i
 
-# %% ../nbs/01_env.ipynb #33dc079b
+# %% ../nbs/01_env.ipynb #7e1c4af2
 @patch
 def _init_cameras(self:_Batch):
     "What every camera draws: the route points around each car, and the colour channel of each point"
@@ -434,7 +434,7 @@ def _init_cameras(self:_Batch):
     # edges at every other one; then the 9 goal-marker points twice (green and red: yellow)
     view = H*c.meters_per_pixel
     win = np.arange(-int(0.15*view/c.route_ds), int(1.1*view/c.route_ds) + 1)   # points drawn, relative to the car's
-    self._cw, self._wlo = torch.as_tensor(win, device=dev), int(-win[0])      # (and the points drawn behind the car)
+    self._cw, self._wlo = torch.as_tensor(win, device=dev), int(-win[0])      # the window; its points behind the car
     n_edge = len(win[::2])
     self._cam_chan = torch.as_tensor(np.repeat([1, 2, 2, 0, 1], [len(win), n_edge, n_edge, 9, 9]),
                                      device=dev)[:, None]                              # colour channel of each
