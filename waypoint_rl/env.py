@@ -322,19 +322,20 @@ def _episode_draws(c:ToyWaypointConfig, u:Tensor)->dict:
             out[f] = torch.where(nominal, DYNAMICS_SHIFTS['none'][f], uni(*rng[f], u[:, w+k]))
     return out
 
-# %% ../nbs/01_env.ipynb #cc16c364
+# %% ../nbs/01_env.ipynb #75d23eb0
 def _integrate_routes(c:ToyWaypointConfig, kappa:Tensor, heading0:Tensor)->tuple:
     "Route x, y (n, P) [m] and heading (n, P) [rad] from knot curvatures (n, knots) and initial headings (n,)"
     P, nk, _ = _route_sizes(c)
     s = torch.arange(P-1, device=kappa.device, dtype=torch.float64)*c.route_ds + 0.5*c.route_ds   # segment midpoints
     u = s/c.knot_spacing; lo = u.long().clamp(max=nk-2); fr = u - lo
     knot = lambda j: kappa.gather(1, j.expand(len(kappa), -1))  # (a gather: faster than indexing on the CPU)
-    k = knot(lo)*(1 - fr) + knot(lo + 1)*fr                    # curvature, linear between knots (n, P-1)
-    z = kappa.new_zeros(len(kappa), 1)
-    head = torch.cat([z, torch.cumsum(k*c.route_ds, 1)], 1) + heading0[:, None]
-    mid = (0.5*(head[:, 1:] + head[:, :-1])).float()           # heading at the segment midpoints
-    x = torch.cat([z, torch.cumsum(torch.cos(mid).double()*c.route_ds, 1)], 1)
-    y = torch.cat([z, torch.cumsum(torch.sin(mid).double()*c.route_ds, 1)], 1)
+    k = knot(lo).mul_(1 - fr).add_(knot(lo + 1).mul_(fr))       # curvature, linear between knots (n, P-1)
+    head, x, y = (kappa.new_empty(len(kappa), P) for _ in range(3))   # each from 0 at the start: sums written in place
+    for a in (head, x, y): a[:, 0] = 0
+    torch.cumsum(k.mul_(c.route_ds), 1, out=head[:, 1:]); head += heading0[:, None]
+    mid = torch.add(head[:, 1:], head[:, :-1]).mul_(0.5).float()    # heading at the segment midpoints
+    torch.cumsum(torch.cos(mid).double().mul_(c.route_ds), 1, out=x[:, 1:])
+    torch.cumsum(torch.sin(mid).double().mul_(c.route_ds), 1, out=y[:, 1:])
     return x, y, head
 
 # %% ../nbs/01_env.ipynb #ced0d0e0
