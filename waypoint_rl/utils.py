@@ -14,11 +14,12 @@ from tqdm.auto import tqdm
 _all_ = ['delegates']   # re-exported for the commands: `from waypoint_rl.utils import delegates`
 
 # %% auto #0
-__all__ = ['LOCK_NAME', 'M_TRIM_THRESHOLD', 'M_MMAP_THRESHOLD', 'MALLOC_SET', 'ONEDNN_MIN_MACS', 'onednn_linear', 'UserError',
-           'build_parser', 'os_fault', 'cli', 'atomic_write', 'atomic_json', 'atomic_save', 'save_figure', 'Diverged',
-           'check_finite', 'run_lock', 'remove_stale_temps', 'keep_freed_memory', 'seed_everything', 'pick_device',
-           'Linear', 'tanh', 'Tanh', 'world', 'init_distributed', 'is_main', 'leave_distributed', 'all_reduce_',
-           'barrier', 'gather_objects', 'main_rank_first', 'broadcast_', 'average_gradients_', 'progress', 'delegates']
+__all__ = ['LOCK_NAME', 'M_TRIM_THRESHOLD', 'M_MMAP_THRESHOLD', 'MALLOC_SET', 'ONEDNN_MIN_MACS', 'HEAD_MIN_MACS', 'onednn_linear',
+           'UserError', 'build_parser', 'os_fault', 'cli', 'atomic_write', 'atomic_json', 'atomic_save', 'save_figure',
+           'Diverged', 'check_finite', 'run_lock', 'remove_stale_temps', 'keep_freed_memory', 'seed_everything',
+           'pick_device', 'Linear', 'tanh', 'Tanh', 'world', 'init_distributed', 'is_main', 'leave_distributed',
+           'all_reduce_', 'barrier', 'gather_objects', 'main_rank_first', 'broadcast_', 'average_gradients_',
+           'progress', 'delegates']
 
 # %% ../nbs/00_utils.ipynb #8508c142
 class UserError(Exception):
@@ -244,8 +245,9 @@ def pick_device(device:str|torch.device='auto')->torch.device:
         raise UserError(f"--device {device}: CUDA is not available here")
     return d
 
-# %% ../nbs/00_utils.ipynb #492e037e
+# %% ../nbs/00_utils.ipynb #92d782f9
 ONEDNN_MIN_MACS = 1 << 24  # multiply-adds of a product from which `Linear` calls oneDNN (smaller: F.linear, cheaper)
+HEAD_MIN_MACS = 1 << 21    # the same for the small PPO heads, whose batches need not be taken apart bit for bit
 _ONEDNN = (platform.machine().lower() in ('x86_64', 'amd64') and torch.backends.mkldnn.is_available()
            and hasattr(torch.ops.mkldnn, '_linear_pointwise') and hasattr(torch.library, 'custom_op'))  # torch 2.4+
 
@@ -272,14 +274,17 @@ def _define_onednn_linear():
 
 onednn_linear = _define_onednn_linear() if _ONEDNN else None  # (x (M, K), weight (N, K), bias) -> x @ weight.T + bias
 
-def _use_onednn(x:Tensor, w:Tensor)->bool:
+def _use_onednn(x:Tensor, w:Tensor, min_macs:int|None=None)->bool:
     return (_ONEDNN and x.device.type == 'cpu' and x.dtype == w.dtype == torch.float32 and x.ndim >= 2
-            and (x.numel()//w.shape[1])*w.numel() >= ONEDNN_MIN_MACS and not torch.is_autocast_enabled('cpu'))
+            and (x.numel()//w.shape[1])*w.numel() >= (ONEDNN_MIN_MACS if min_macs is None else min_macs)
+            and not torch.is_autocast_enabled('cpu'))
 
 class Linear(nn.Linear):
-    "`nn.Linear` whose float32 CPU products of at least ONEDNN_MIN_MACS multiply-adds run in oneDNN (same state dict)"
+    "`nn.Linear` whose float32 CPU products of at least `min_macs` multiply-adds run in oneDNN (same state dict)"
+    def __init__(self, *args, min_macs:int|None=None, **kwargs): # None: ONEDNN_MIN_MACS
+        super().__init__(*args, **kwargs); self.min_macs = min_macs
     def forward(self, x:Tensor)->Tensor:
-        if not _use_onednn(x, self.weight): return F.linear(x, self.weight, self.bias)
+        if not _use_onednn(x, self.weight, self.min_macs): return F.linear(x, self.weight, self.bias)
         return onednn_linear(x.reshape(-1, x.shape[-1]), self.weight, self.bias).view(*x.shape[:-1], -1)
 
 # %% ../nbs/00_utils.ipynb #dd688239
