@@ -17,9 +17,9 @@ _all_ = ['delegates']   # re-exported for the commands: `from waypoint_rl.utils 
 __all__ = ['LOCK_NAME', 'M_TRIM_THRESHOLD', 'M_MMAP_THRESHOLD', 'MALLOC_SET', 'ONEDNN_MIN_MACS', 'HEAD_MIN_MACS', 'onednn_linear',
            'UserError', 'build_parser', 'os_fault', 'cli', 'atomic_write', 'atomic_json', 'atomic_save', 'save_figure',
            'Diverged', 'check_finite', 'run_lock', 'remove_stale_temps', 'keep_freed_memory', 'seed_everything',
-           'pick_device', 'Linear', 'tanh', 'Tanh', 'world', 'init_distributed', 'is_main', 'leave_distributed',
-           'all_reduce_', 'barrier', 'gather_objects', 'main_rank_first', 'broadcast_', 'average_gradients_',
-           'progress', 'delegates']
+           'pick_device', 'Linear', 'head_linear', 'tanh', 'Tanh', 'world', 'init_distributed', 'is_main',
+           'leave_distributed', 'all_reduce_', 'barrier', 'gather_objects', 'main_rank_first', 'broadcast_',
+           'average_gradients_', 'progress', 'delegates']
 
 # %% ../nbs/00_utils.ipynb #8508c142
 class UserError(Exception):
@@ -245,7 +245,7 @@ def pick_device(device:str|torch.device='auto')->torch.device:
         raise UserError(f"--device {device}: CUDA is not available here")
     return d
 
-# %% ../nbs/00_utils.ipynb #92d782f9
+# %% ../nbs/00_utils.ipynb #493194f5
 ONEDNN_MIN_MACS = 1 << 24  # multiply-adds of a product from which `Linear` calls oneDNN (smaller: F.linear, cheaper)
 HEAD_MIN_MACS = 1 << 21    # the same for the small PPO heads, whose batches need not be taken apart bit for bit
 _ONEDNN = (platform.machine().lower() in ('x86_64', 'amd64') and torch.backends.mkldnn.is_available()
@@ -286,6 +286,10 @@ class Linear(nn.Linear):
     def forward(self, x:Tensor)->Tensor:
         if not _use_onednn(x, self.weight, self.min_macs): return F.linear(x, self.weight, self.bias)
         return onednn_linear(x.reshape(-1, x.shape[-1]), self.weight, self.bias).view(*x.shape[:-1], -1)
+
+def head_linear(n_in:int, n_out:int)->Linear:
+    "A `Linear` layer of a PPO head: oneDNN from HEAD_MIN_MACS multiply-adds (a minibatch), F.linear below"
+    return Linear(n_in, n_out, min_macs=HEAD_MIN_MACS)
 
 # %% ../nbs/00_utils.ipynb #dd688239
 _compiling = getattr(torch.compiler, 'is_compiling', lambda: False)
