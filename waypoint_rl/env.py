@@ -18,8 +18,8 @@ from .utils import cli, delegates, UserError, atomic_json
 # %% auto #0
 __all__ = ['CAMERAS', 'CAMERA_YAW', 'DYNAMICS_FIELDS', 'DYNAMICS_SHIFTS', 'DYNAMICS_RANDOMIZATIONS', 'NOMINAL_SHARE',
            'STATE_FIELDS', 'REWARD_TERMS', 'ENV_STATE_FORMAT', 'ToyWaypointConfig', 'parse_dynamics',
-           'config_from_flags', 'counter_uniforms', 'make_routes', 'make_spaces', 'ToyWaypointVecEnv', 'ToyWaypointEnv',
-           'plot_cameras', 'bench_table', 'env_benchmark', 'wrl_env_bench']
+           'config_from_flags', 'counter_uniforms', 'make_routes', 'camera_trig', 'make_spaces', 'ToyWaypointVecEnv',
+           'ToyWaypointEnv', 'plot_cameras', 'bench_table', 'env_benchmark', 'wrl_env_bench']
 
 # %% ../nbs/01_env.ipynb #28aaf3e1
 CAMERAS = ('front', 'front_left', 'front_right', 'side_left', 'side_right')
@@ -661,20 +661,27 @@ def _drawn_points(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, head:Tensor, # (P, 
     gx, gy = rx[i_goal] + goal_dot[:, :1], ry[i_goal] + goal_dot[:, 1:]
     return (torch.cat([x, x[::2] + nx, x[::2] - nx, gx, gx]), torch.cat([y, y[::2] + ny, y[::2] - ny, gy, gy]))
 
-# %% ../nbs/01_env.ipynb #21c8d83a
+# %% ../nbs/01_env.ipynb #f0a5984f
+def camera_trig(c:ToyWaypointConfig, yaw:Tensor, # (m,) each car's yaw [rad]
+               )->Tensor: # (cameras, 2, m) float32: cos and sin of each camera's yaw, in `c.cameras` order
+    "Cosine and sine of the yaw of each camera of m cars (the car's yaw plus the camera's mounting angle)"
+    yc = torch.stack([yaw + CAMERA_YAW[cam] for cam in c.cameras]) if c.cameras else yaw.new_zeros((0, len(yaw)))
+    return torch.stack([torch.cos(yc), torch.sin(yc)], 1)
+
+# %% ../nbs/01_env.ipynb #54e50d32
 def _pixels(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, head:Tensor, # (P, m) routes, cars last
             cols:Tensor, goal_dot:Tensor, i_goal:int, # what is drawn (`_drawn_points`)
             chan:Tensor, # (L, 1) colour channel of each drawn point
-            s:Tensor, px:Tensor, py:Tensor, yaw:Tensor, # (m,) each car's arc length and pose
+            s:Tensor, px:Tensor, py:Tensor, # (m,) each car's arc length and position
+            trig:Tensor, # (cameras, 2, m) cos and sin of each camera's yaw (`camera_trig`)
            )->Tensor: # (cameras, m, L) flat pixel index of each point, m*H*H*3 (a spare element) off view
     "Where each drawn point falls in each camera's raster: the index math of the cameras, one array expression"
     H, inv, m = c.image_size, 1/c.meters_per_pixel, len(s)
     X, Y = _drawn_points(c, rx, ry, head, cols, goal_dot, i_goal, s)
     base = torch.arange(m, device=s.device)*(H*H*3) + chan                          # each car's image and channel
     out = []
-    for cam in c.cameras:
-        yc = yaw + CAMERA_YAW[cam]
-        cy, sy = torch.cos(yc)*inv, torch.sin(yc)*inv
+    for k in range(len(c.cameras)):
+        cy, sy = trig[k, 0]*inv, trig[k, 1]*inv
         # pixel row/col as one affine map of the world point per car (forward is up, left is left);
         # +H before truncation makes the int conversion a floor for everything near the view
         f32 = lambda a: a.float()[None]
@@ -684,39 +691,41 @@ def _pixels(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, head:Tensor, # (P, m) rou
         out.append(torch.where(ok, base + r*(3*H) + q*3, m*H*H*3))
     return torch.stack(out).transpose(1, 2).contiguous()                          # car by car: a faster scatter
 
-# %% ../nbs/01_env.ipynb #e4f1aa3a
+# %% ../nbs/01_env.ipynb #46d69d54
 def _report(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, head:Tensor, sk:Tensor, s:Tensor, px:Tensor, py:Tensor,
             yaw:Tensor, v:Tensor, steer:Tensor, understeer:Tensor, t:Tensor, drop:Tensor, # the cars' routes and state
-            cols:Tensor, goal_dot:Tensor, i_goal:int, chan:Tensor, gauge_row:Tensor, # the cameras'
-           )->dict: # expert (m, K, 2), state (m, 4); with cameras pixels, gauge (m, H) and drop (m, C) too
+            cols:Tensor, goal_dot:Tensor, i_goal:int, chan:Tensor, trig:Tensor, # the cameras' (`camera_trig`)
+           )->dict: # expert (m, K, 2), state (m, 4); with cameras pixels, gauge (m,) and drop (m, C) too
     "The ego view and the cameras' index math of m cars: what `observe` and `info` report"
     expert, state = _ego(c, rx, ry, sk, s, px, py, yaw, v, steer, understeer.to(_F))
     out = dict(expert=expert, state=state)
     if c.cameras:
         H = c.image_size
-        out['pixels'] = _pixels(c, rx.T, ry.T, head.T, cols, goal_dot, i_goal, chan, s, px, py, yaw)
-        out['gauge'] = gauge_row >= H - (v/c.max_speed*(H - 4)).round()[:, None]      # (m, H) speed gauge
+        out['pixels'] = _pixels(c, rx.T, ry.T, head.T, cols, goal_dot, i_goal, chan, s, px, py, trig)
+        out['gauge'] = H - (v/c.max_speed*(H - 4)).round()                 # (m,) the speed gauge's top lit row
         now = t.clamp(max=c.max_episode_steps)[:, None, None].expand(-1, 1, drop.shape[2])
         out['drop'] = drop.gather(1, now)[:, 0]                                        # (m, C) this step's
     return out
 
-# %% ../nbs/01_env.ipynb #bf455649
+# %% ../nbs/01_env.ipynb #a0daa092
 @patch
 def report(self:_Batch, idx=None)->dict:
     "`_report` of cars `idx` (a whole batch: one compiled call after `compile()`)"
     i = self.index(idx)
     fn = self._compiled.get('_report', _report) if idx is None else _report
+    yaw = self.yaw[i]
     return fn(self.c, self.rx[i], self.ry[i], self.head[i], self._sk, self.s[i], self.pos[i, 0], self.pos[i, 1],
-              self.yaw[i], self.v[i], self.steer[i], self.understeer[i], self.t[i], self.drop[i], self._cw,
-              self._goal_dot, self.i_goal, self._cam_chan, self._gauge_row)
+              yaw, self.v[i], self.steer[i], self.understeer[i], self.t[i], self.drop[i], self._cw,
+              self._goal_dot, self.i_goal, self._cam_chan, camera_trig(self.c, yaw))
 
-# %% ../nbs/01_env.ipynb #5e475494
+# %% ../nbs/01_env.ipynb #474bc011
 @patch
 def render_cameras(self:_Batch, idx=None, fresh:bool=False, report:dict|None=None)->dict:
     "Camera rasters {name: (m, H, W, 3) uint8 tensor} of cars `idx` (`fresh`: never a reused buffer)"
     c, H = self.c, self.c.image_size
     rep = report or self.report(idx)
-    pix, gauge, drop = rep['pixels'], rep['gauge'], rep['drop']
+    pix, drop = rep['pixels'], rep['drop']
+    gauge = self._gauge_row >= rep['gauge'][:, None]                          # (m, H): the rows the gauge lights
     m, out = len(gauge), {}
     for k, cam in enumerate(c.cameras):
         img, flat = self.image_buffer(cam, m, fresh)
