@@ -245,11 +245,15 @@ def pick_device(device:str|torch.device='auto')->torch.device:
         raise UserError(f"--device {device}: CUDA is not available here")
     return d
 
-# %% ../nbs/00_utils.ipynb #493194f5
+# %% ../nbs/00_utils.ipynb #42223657
 ONEDNN_MIN_MACS = 1 << 24  # multiply-adds of a product from which `Linear` calls oneDNN (smaller: F.linear, cheaper)
 HEAD_MIN_MACS = 1 << 21    # the same for the small PPO heads, whose batches need not be taken apart bit for bit
 _ONEDNN = (platform.machine().lower() in ('x86_64', 'amd64') and torch.backends.mkldnn.is_available()
            and hasattr(torch.ops.mkldnn, '_linear_pointwise') and hasattr(torch.library, 'custom_op'))  # torch 2.4+
+
+def _rows(t:Tensor)->Tensor:
+    "A row-major copy of `t`; a clone, which `torch.compile` never drops, so its fused kernels write the transpose"
+    return t.clone(memory_format=torch.contiguous_format)
 
 def _define_onednn_linear():
     "The op `waypoint_rl::onednn_linear`, defined once per process (a notebook and the package both run this code)"
@@ -266,7 +270,7 @@ def _define_onednn_linear():
     def backward(ctx, g):
         x, weight = ctx.saved_tensors; g = g.contiguous()
         gx = op(g, weight.t()) if ctx.needs_input_grad[0] else None       # g @ weight
-        gw = op(g.t(), x.t()) if ctx.needs_input_grad[1] else None        # g.T @ x
+        gw = op(_rows(g.t()), _rows(x.t())) if ctx.needs_input_grad[1] else None   # g.T @ x: transposed copies
         gb = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return gx, gw, gb
     op.register_autograd(backward, setup_context=setup)
