@@ -369,7 +369,7 @@ def plot_learning_curve(logs:str|Path|list|dict, # a JSONL path or its records, 
     if png is not None: save_figure(fig, png, close=False)
     return fig
 
-# %% ../nbs/06_ppo.ipynb #cb2308a5
+# %% ../nbs/06_ppo.ipynb #a0d212f5
 class PPOTrainer:
     "PPO on a gymnasium vector env with a features-interface agent; `train()` runs it, `state_dict()` resumes it"
     def __init__(self, envs, # gymnasium 1.x VectorEnv with NEXT_STEP or SAME_STEP autoreset
@@ -418,6 +418,11 @@ def _adam(params:list, lr:float, fused:bool=False)->torch.optim.Adam:
         try: return torch.optim.Adam(params, lr=lr, eps=1e-5, fused=True)
         except (RuntimeError, ValueError, TypeError): pass   # no fused Adam for this device in this torch
     return torch.optim.Adam(params, lr=lr, eps=1e-5, foreach=True)   # one call per op for all tensors (CUDA's default)
+
+def _any_rows(x:Tensor)->Tensor:
+    "Mark the first dim of `x` dynamic for `torch.compile`: minibatch sizes change with the valid steps of a rollout"
+    torch._dynamo.maybe_mark_dynamic(x, 0)
+    return x
 
 def _loss_options()->dict:
     "Inductor options of the compiled loss: on a CPU, tanh from one exp (4x faster, within 2e-7), where torch has it"
@@ -489,7 +494,7 @@ def collect(self:PPOTrainer)->dict:
     done = self.buf.dones                                     # fetched once per rollout, after the loop
     return dict(returns=ended_ret[done].tolist(), lengths=ended_len[done].tolist(), last_value=last_value)
 
-# %% ../nbs/06_ppo.ipynb #051a5267
+# %% ../nbs/06_ppo.ipynb #f851bc6b
 @patch
 def update(self:PPOTrainer, advantages:Tensor, returns:Tensor)->dict:
     "PPO epochs over the buffer's valid transitions; returns the mean statistics"
@@ -504,6 +509,7 @@ def update(self:PPOTrainer, advantages:Tensor, returns:Tensor)->dict:
             self.optimizer.zero_grad()
             if len(mb_idx):
                 mb = tree_map(lambda x: x.index_select(0, mb_idx), b)     # (on a CPU 5-7x faster than x[idx])
+                if self.loss_fn is not ppo_loss: tree_map(_any_rows, mb)    # compiled once for every size
                 loss, st = self.loss_fn(self.agent, mb, cfg)
                 loss.backward()
                 bad |= ~torch.isfinite(loss.detach())
