@@ -441,7 +441,11 @@ def eval_mode(net:nn.Module):
     finally:
         if was: net.train()
 
-# %% ../nbs/04_policy.ipynb #bb8a1043
+# %% ../nbs/04_policy.ipynb #4f509978
+def _on_host(a)->bool:
+    "Whether `a` is a numpy array or a CPU tensor: asking about its values costs no wait for a device"
+    return isinstance(a, np.ndarray) or (isinstance(a, Tensor) and a.device.type == 'cpu')
+
 @torch.no_grad()
 def encode_obs(net:WaypointNet, # the SFT network (its device is used)
                obs:dict, # env observation batch: camera → (B, H, W, 3) uint8, "image_valid" → (B, n_cams)
@@ -461,7 +465,7 @@ def encode_obs(net:WaypointNet, # the SFT network (its device is used)
     val = {}
     for c in cams:
         col = None if v is None else v[:, list(env_cameras).index(c)]
-        if isinstance(col, np.ndarray) and col.all(): col = None      # (a tensor is never asked: no device sync)
+        if col is not None and _on_host(col) and col.all(): col = None   # all valid: no mask (a GPU is never asked)
         val[c] = None if col is None else torch.as_tensor(col, device=dev).bool()
     B, ch = len(obs[cams[0]]), net.cpu_chunk
     if not (dev.type == 'cpu' and all(getattr(obs[c], 'ndim', 0) == 4 for c in cams)): ch = B
