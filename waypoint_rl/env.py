@@ -422,7 +422,7 @@ class _Batch:
         i = self.index(idx)
         return self._all[i] if isinstance(i, slice) else i
 
-# %% ../nbs/01_env.ipynb #7e1c4af2
+# %% ../nbs/01_env.ipynb #28dcc3e8
 @patch
 def _init_cameras(self:_Batch):
     "What every camera draws: the route points around each car, and the colour channel of each point"
@@ -437,7 +437,7 @@ def _init_cameras(self:_Batch):
     self._cw, self._wlo = torch.as_tensor(win, device=dev), int(-win[0])      # the window; its points behind the car
     n_edge = len(win[::2])
     self._cam_chan = torch.as_tensor(np.repeat([1, 2, 2, 0, 1], [len(win), n_edge, n_edge, 9, 9]),
-                                     device=dev)[:, None]                              # colour channel of each
+                                     device=dev)                                       # colour channel of each
     self._gauge_row = torch.arange(H, device=dev)
 
 # %% ../nbs/01_env.ipynb #ac573ec1
@@ -645,21 +645,22 @@ def step(self:_Batch, action:Tensor, # (N, K, 2) ego-frame waypoints, float32 on
     self.hist[self._all, self.t.clamp(max=c.max_episode_steps)] = self.pos
     return out + tuple(sums)
 
-# %% ../nbs/01_env.ipynb #60fdd302
-def _drawn_points(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, head:Tensor, # (P, m) routes, cars last
+# %% ../nbs/01_env.ipynb #1d8a43c2
+def _drawn_points(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, head:Tensor, # (m, P) routes
                   cols:Tensor, # (W,) the window of route points drawn, relative to each car's own point
                   goal_dot:Tensor, # (9, 2) [m] the goal marker's points, around the goal
                   i_goal:int, # the goal's route point
                   s:Tensor, # (m,) [m] each car's arc length
-                 )->tuple: # x, y (W + 2*ceil(W/2) + 18, m) [m]: centre line, left edge, right edge, the goal twice
+                 )->tuple: # x, y (m, W + 2*ceil(W/2) + 18) [m]: centre line, left edge, right edge, the goal twice
     "The world points m cars' cameras draw: the route around each car, its corridor's edges and the goal marker"
-    o, P = c.off_route_distance, rx.shape[0]
-    i = ((s/c.route_ds).round().long()[None] + cols[:, None]).clamp(0, P - 1)
-    x, y = rx.gather(0, i), ry.gather(0, i)
-    h = head.gather(0, i[::2])
+    o, P = c.off_route_distance, rx.shape[1]
+    i = ((s/c.route_ds).round().long()[:, None] + cols).clamp(0, P - 1)
+    x, y = rx.gather(1, i), ry.gather(1, i)
+    h = head.gather(1, i[:, ::2])
     nx, ny = -o*torch.sin(h), o*torch.cos(h)                               # left normal, off_route_distance long
-    gx, gy = rx[i_goal] + goal_dot[:, :1], ry[i_goal] + goal_dot[:, 1:]
-    return (torch.cat([x, x[::2] + nx, x[::2] - nx, gx, gx]), torch.cat([y, y[::2] + ny, y[::2] - ny, gy, gy]))
+    gx, gy = rx[:, i_goal, None] + goal_dot[:, 0], ry[:, i_goal, None] + goal_dot[:, 1]
+    return (torch.cat([x, x[:, ::2] + nx, x[:, ::2] - nx, gx, gx], 1),
+            torch.cat([y, y[:, ::2] + ny, y[:, ::2] - ny, gy, gy], 1))
 
 # %% ../nbs/01_env.ipynb #f0a5984f
 def camera_trig(c:ToyWaypointConfig, yaw:Tensor, # (m,) each car's yaw [rad]
@@ -668,30 +669,30 @@ def camera_trig(c:ToyWaypointConfig, yaw:Tensor, # (m,) each car's yaw [rad]
     yc = torch.stack([yaw + CAMERA_YAW[cam] for cam in c.cameras]) if c.cameras else yaw.new_zeros((0, len(yaw)))
     return torch.stack([torch.cos(yc), torch.sin(yc)], 1)
 
-# %% ../nbs/01_env.ipynb #54e50d32
-def _pixels(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, head:Tensor, # (P, m) routes, cars last
+# %% ../nbs/01_env.ipynb #c736450f
+def _pixels(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, head:Tensor, # (m, P) routes
             cols:Tensor, goal_dot:Tensor, i_goal:int, # what is drawn (`_drawn_points`)
-            chan:Tensor, # (L, 1) colour channel of each drawn point
+            chan:Tensor, # (L,) colour channel of each drawn point
             s:Tensor, px:Tensor, py:Tensor, # (m,) each car's arc length and position
             trig:Tensor, # (cameras, 2, m) cos and sin of each camera's yaw (`camera_trig`)
            )->Tensor: # (cameras, m, L) flat pixel index of each point, m*H*H*3 (a spare element) off view
     "Where each drawn point falls in each camera's raster: the index math of the cameras, one array expression"
     H, inv, m = c.image_size, 1/c.meters_per_pixel, len(s)
     X, Y = _drawn_points(c, rx, ry, head, cols, goal_dot, i_goal, s)
-    base = torch.arange(m, device=s.device)*(H*H*3) + chan                          # each car's image and channel
+    base = torch.arange(m, device=s.device)[:, None]*(H*H*3) + chan                 # each car's image and channel
     out = []
     for k in range(len(c.cameras)):
         cy, sy = trig[k, 0]*inv, trig[k, 1]*inv
         # pixel row/col as one affine map of the world point per car (forward is up, left is left);
         # +H before truncation makes the int conversion a floor for everything near the view
-        f32 = lambda a: a.float()[None]
+        f32 = lambda a: a.float()[:, None]
         r = (X*f32(-cy) + Y*f32(-sy) + f32(2*H - 2 + px*cy + py*sy)).int() - H
         q = (X*f32(sy) + Y*f32(-cy) + f32(H + H//2 - px*sy + py*cy)).int() - H
         ok = (r >= 0) & (r < H) & (q >= 0) & (q < H)
         out.append(torch.where(ok, base + r*(3*H) + q*3, m*H*H*3))
-    return torch.stack(out).transpose(1, 2).contiguous()                          # car by car: a faster scatter
+    return torch.stack(out)                                                       # car by car: a faster scatter
 
-# %% ../nbs/01_env.ipynb #46d69d54
+# %% ../nbs/01_env.ipynb #ea48c1e4
 def _report(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, head:Tensor, sk:Tensor, s:Tensor, px:Tensor, py:Tensor,
             yaw:Tensor, v:Tensor, steer:Tensor, understeer:Tensor, t:Tensor, drop:Tensor, # the cars' routes and state
             cols:Tensor, goal_dot:Tensor, i_goal:int, chan:Tensor, trig:Tensor, # the cameras' (`camera_trig`)
@@ -701,7 +702,7 @@ def _report(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, head:Tensor, sk:Tensor, s
     out = dict(expert=expert, state=state)
     if c.cameras:
         H = c.image_size
-        out['pixels'] = _pixels(c, rx.T, ry.T, head.T, cols, goal_dot, i_goal, chan, s, px, py, trig)
+        out['pixels'] = _pixels(c, rx, ry, head, cols, goal_dot, i_goal, chan, s, px, py, trig)
         out['gauge'] = H - (v/c.max_speed*(H - 4)).round()                 # (m,) the speed gauge's top lit row
         now = t.clamp(max=c.max_episode_steps)[:, None, None].expand(-1, 1, drop.shape[2])
         out['drop'] = drop.gather(1, now)[:, 0]                                        # (m, C) this step's
