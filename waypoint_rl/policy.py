@@ -441,11 +441,7 @@ def eval_mode(net:nn.Module):
     finally:
         if was: net.train()
 
-# %% ../nbs/04_policy.ipynb #4f509978
-def _on_host(a)->bool:
-    "Whether `a` is a numpy array or a CPU tensor: asking about its values costs no wait for a device"
-    return isinstance(a, np.ndarray) or (isinstance(a, Tensor) and a.device.type == 'cpu')
-
+# %% ../nbs/04_policy.ipynb #326055c1
 @torch.no_grad()
 def encode_obs(net:WaypointNet, # the SFT network (its device is used)
                obs:dict, # env observation batch: camera → (B, H, W, 3) uint8, "image_valid" → (B, n_cams)
@@ -465,16 +461,20 @@ def encode_obs(net:WaypointNet, # the SFT network (its device is used)
     val = {}
     for c in cams:
         col = None if v is None else v[:, list(env_cameras).index(c)]
-        if col is not None and _on_host(col) and col.all(): col = None   # all valid: no mask (a GPU is never asked)
+        if isinstance(col, np.ndarray) and col.all(): col = None      # (a tensor is never asked: no device sync)
         val[c] = None if col is None else torch.as_tensor(col, device=dev).bool()
     B, ch = len(obs[cams[0]]), net.cpu_chunk
     if not (dev.type == 'cpu' and all(getattr(obs[c], 'ndim', 0) == 4 for c in cams)): ch = B
+    one = val[cams[0]] if len(cams) == 1 else None            # one camera's mask: applied once, to the whole batch
     def rows(i:int, j:int)->Tensor:                           # z of frames i:j, converted just before the CNN
         ims, owned = {}, True
         for c in cams:
             ims[c], mine = _input(obs[c][i:j], S, dev, bufs, c, f"obs[{c!r}]", channels_last); owned &= mine
-        return net.encode(ims, {c: m if m is None else m[i:j] for c, m in val.items()}, inplace=owned)
-    with eval_mode(net): return rows(0, B) if B <= ch else torch.cat([rows(i, i + ch) for i in range(0, B, ch)])
+        masks = {} if len(cams) == 1 else {c: m if m is None else m[i:j] for c, m in val.items()}
+        return net.encode(ims, masks, inplace=owned)
+    with eval_mode(net):
+        z = rows(0, B) if B <= ch else torch.cat([rows(i, i + ch) for i in range(0, B, ch)])
+        return z if one is None else torch.where(one.reshape(-1, 1), z, net.no_camera)
 
 # %% ../nbs/04_policy.ipynb #7c486731
 @dataclass
