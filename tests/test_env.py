@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import gymnasium as gym
 import waypoint_rl  # noqa: F401 (registers waypoint_rl/ToyWaypoint-v0)
-from waypoint_rl.env import ToyWaypointEnv, ToyWaypointVecEnv
+from waypoint_rl.env import ToyWaypointEnv, ToyWaypointVecEnv, counter_uniforms
 
 BIN = Path(sys.executable).parent
 
@@ -250,3 +250,7 @@ def test_compiled_env_drives_like_the_eager_one():
         assert (oe['front'] != oc['front']).mean() < 0.01
         ended += int((te | tre).sum())
     assert ended > 0                                               # restarts were compared too
+    b = comp._b                                                    # its episodes' random numbers: the same bits
+    for m in (1, 3, 57):
+        key, ep = torch.arange(m)*7919 + 11, torch.arange(m) + 2
+        assert torch.equal(b._numbers(key, ep), counter_uniforms(key, ep, b._draws))

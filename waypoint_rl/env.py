@@ -258,7 +258,7 @@ def _hash32(x:Tensor)->Tensor:
     x = x ^ (x >> 16); x = _mul32(x, 0x7feb352d); x = x ^ (x >> 15); x = _mul32(x, 0x846ca68b)
     return x ^ (x >> 16)
 
-# %% ../nbs/01_env.ipynb #17e70b17
+# %% ../nbs/01_env.ipynb #e5c71094
 _DRAW_WORDS = {}                                      # (draws, device) -> the hashes of those draws, made once
 
 def _draw_words(draws:tuple, device:torch.device)->Tensor:
@@ -273,7 +273,12 @@ def counter_uniforms(key:Tensor, # (m,) int64 in [0, 2**63): each car's key
                      n:int|tuple, # numbers per car (draws 0..n-1), or the numbers of the draws wanted
                     )->Tensor: # (m, n) or (m, len(n)) float64 in [0, 1), on key's device
     "Uniform numbers keyed by (key, episode, draw): the same on every device, whatever the batch or the car's slot"
-    w = _draw_words(tuple(range(n)) if isinstance(n, int) else tuple(n), key.device)
+    return _uniforms(key, episode, _draw_words(tuple(range(n)) if isinstance(n, int) else tuple(n), key.device))
+
+def _uniforms(key:Tensor, episode:Tensor, # (m,) each car's key and episode number
+              w:Tensor, # the draws' hashed counters (`_draw_words`)
+             )->Tensor: # (m, len(w)//2) float64 in [0, 1)
+    "`counter_uniforms` from the draws' words: integer operations only, so a compiled copy gives the same bits"
     base = _hash32(_hash32(_hash32(key & _MASK32) ^ (key >> 32)) ^ (episode & _MASK32))[:, None]
     a, b = _hash32(_hash32(base ^ w) ^ base).tensor_split(2, 1)            # two words per number: 27 + 26 bits
     return ((a >> 5)*(1 << 26) + (b >> 6)).to(torch.float64)/float(1 << 53)
@@ -459,12 +464,19 @@ def _project(rx:Tensor, ry:Tensor, head:Tensor, # (m, P) routes
     ch, sh = torch.cos(h), torch.sin(h)
     return best[:, 0]*ds + dx*ch + dy*sh, dy*ch - dx*sh
 
-# %% ../nbs/01_env.ipynb #cc0b69ab
+# %% ../nbs/01_env.ipynb #385a3d61
+@patch
+def _numbers(self:_Batch, key:Tensor, episode:Tensor)->Tensor:
+    "The uniforms (m, draws) of new episodes keyed (key, episode): `_uniforms`, compiled after `compile()`"
+    fn, w = self._compiled.get('_uniforms', _uniforms), _draw_words(self._draws, key.device)
+    if fn is _uniforms or len(key) > 1: return fn(key, episode, w)
+    return fn(key.expand(2), episode.expand(2), w)[:1]      # one car as two: no second build for a batch of one
+
 @patch
 def fresh_episodes(self:_Batch, key:Tensor, episode:Tensor)->dict:
     "The state rows {attribute: (m, ...)} of new episodes of m cars keyed (key, episode): routes, world, start"
     c = self.c
-    e = _episode_draws(c, counter_uniforms(key, episode, self._draws))
+    e = _episode_draws(c, self._numbers(key, episode))
     x, y, head = _integrate_routes(c, e['kappa'], e['heading0'])
     h0 = e['heading0']
     pos = e['lat0'][:, None]*torch.stack([-torch.sin(h0), torch.cos(h0)], -1)
@@ -812,11 +824,12 @@ def observe(self:_Batch, idx=None, fresh:bool=False, report:dict|None=None)->dic
     obs['state'] = rep['state']
     return obs
 
-# %% ../nbs/01_env.ipynb #f1f7f914
+# %% ../nbs/01_env.ipynb #fd6b1a9b
 @patch
 def compile(self:_Batch):
     "Compile the math of a step and of the cameras with `torch.compile`: a slow first step, faster ones after"
     self._compiled = {f.__name__: torch.compile(f, dynamic=False) for f in (_period, _report, _ego)}
+    self._compiled['_uniforms'] = torch.compile(_uniforms, dynamic=True)
 
 # %% ../nbs/01_env.ipynb #a740f3bd
 def _check_action(action, n:int, space:spaces.Box)->np.ndarray:
