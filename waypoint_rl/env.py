@@ -704,10 +704,10 @@ def _pixels(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, head:Tensor, # (m, P) rou
         out.append(torch.where(ok, base + r*(3*H) + q*3, m*H*H*3))
     return torch.stack(out)                                                       # car by car: a faster scatter
 
-# %% ../nbs/01_env.ipynb #ea48c1e4
+# %% ../nbs/01_env.ipynb #a5a897c7
 def _report(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, head:Tensor, sk:Tensor, s:Tensor, px:Tensor, py:Tensor,
             yaw:Tensor, v:Tensor, steer:Tensor, understeer:Tensor, t:Tensor, drop:Tensor, # the cars' routes and state
-            cols:Tensor, goal_dot:Tensor, i_goal:int, chan:Tensor, trig:Tensor, # the cameras' (`camera_trig`)
+            cols:Tensor, goal_dot:Tensor, i_goal:int, chan:Tensor, trig:Tensor|None, # the cameras' (`camera_trig`)
            )->dict: # expert (m, K, 2), state (m, 4); with cameras pixels, gauge (m,) and drop (m, C) too
     "The ego view and the cameras' index math of m cars: what `observe` and `info` report"
     expert, state = _ego(c, rx, ry, sk, s, px, py, yaw, v, steer, understeer.to(_F))
@@ -720,7 +720,7 @@ def _report(c:ToyWaypointConfig, rx:Tensor, ry:Tensor, head:Tensor, sk:Tensor, s
         out['drop'] = drop.gather(1, now)[:, 0]                                        # (m, C) this step's
     return out
 
-# %% ../nbs/01_env.ipynb #a0daa092
+# %% ../nbs/01_env.ipynb #7a77609d
 @patch
 def report(self:_Batch, idx=None)->dict:
     "`_report` of cars `idx` (a whole batch: one compiled call after `compile()`)"
@@ -729,7 +729,7 @@ def report(self:_Batch, idx=None)->dict:
     yaw = self.yaw[i]
     return fn(self.c, self.rx[i], self.ry[i], self.head[i], self._sk, self.s[i], self.pos[i, 0], self.pos[i, 1],
               yaw, self.v[i], self.steer[i], self.understeer[i], self.t[i], self.drop[i], self._cw,
-              self._goal_dot, self.i_goal, self._cam_chan, camera_trig(self.c, yaw))
+              self._goal_dot, self.i_goal, self._cam_chan, camera_trig(self.c, yaw) if self.c.cameras else None)
 
 # %% ../nbs/01_env.ipynb #474bc011
 @patch
